@@ -1,0 +1,95 @@
+"""Civic Pay: the application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from flask import Flask
+
+from app.config import load_config
+from app.extensions import babel, csrf, db, limiter, login_manager
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the portal: configuration, extensions, blueprints, CLI commands, error pages."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("CIVICPAY_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+    )
+    load_config(app, overrides)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_cli(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    """Log to stderr in one plain format; never the secret key or database password."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("civicpay")
+    root.handlers[:] = [handler]
+    root.setLevel(app.config["LOG_LEVEL"])
+    root.propagate = False
+    app.logger.handlers[:] = [handler]
+    app.logger.setLevel(app.config["LOG_LEVEL"])
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the unbound extensions to this app."""
+    from app.i18n import select_locale, select_timezone
+
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    login_manager.init_app(app)
+    login_manager.session_protection = "strong"
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message_category = "info"
+
+    from app.accounts.services import load_user
+    from app.i18n import lazy_gettext
+
+    login_manager.login_message = lazy_gettext("Please log in to see this page.")
+    login_manager.user_loader(load_user)
+    assert db.engine is not None
+    logging.getLogger("civicpay").info(
+        "Civic Pay (%s) on %s",
+        app.config["ENV_NAME"],
+        db.engine.url.render_as_string(hide_password=True),
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount every feature's blueprint and the error pages."""
+    from app.accounts.views import bp as accounts_bp
+    from app.checkout.views import bp as checkout_bp
+    from app.debts.views import bp as debts_bp
+    from app.main.views import bp as main_bp
+    from app.main.views import register_error_pages
+    from app.payments.views import bp as payments_bp
+    from app.templating import register_template_helpers
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(debts_bp)
+    app.register_blueprint(checkout_bp)
+    app.register_blueprint(payments_bp)
+    register_error_pages(app)
+    register_template_helpers(app)
+
+
+def register_cli(app: Flask) -> None:
+    """Add the `flask db`, `flask erp` and `flask demo` command groups."""
+    from app.cli import db_cli, demo_cli
+    from app.sync.cli import erp_cli
+
+    app.cli.add_command(db_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(erp_cli)

@@ -1,0 +1,1 @@
+"""Agencies: municipalities and their legal entities, with their online-payment settings."""

@@ -1,0 +1,57 @@
+"""The agency table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+from app.domain.surcharges import SurchargePolicy
+
+ALL_CATEGORIES = ["certified", "settled", "uncertified"]
+
+
+class Agency(Base):
+    """A municipality or municipal legal entity that collects debts through the portal."""
+
+    __tablename__ = "agencies"
+    __table_args__ = (CheckConstraint("length(currency) = 3", name="currency_iso"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Short stable slug used in URLs, RF payloads and configuration, e.g. "eastcoast".
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name_el: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    #: ISO 4217; every debt of the agency is in this currency.
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    #: IANA zone; "today" (surcharges, quote expiry) is the agency's local day.
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Athens")
+    country: Mapped[str] = mapped_column(String(2), default="GR")
+    #: Debt categories the agency lets citizens pay online.
+    online_categories: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(ALL_CATEGORIES))
+    #: Debt kinds payable online; null means every kind.
+    online_kinds: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    #: SurchargePolicy.to_dict(); {} means the Greek default.
+    surcharge_policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Installments of an arrangement must be paid oldest first.
+    installments_in_order: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: ERP connector: {"type": "demo", "options": {...}}.
+    connector: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def name(self, language: str) -> str:
+        """The agency's name in the given language (Greek for anything but English)."""
+        return self.name_en if language == "en" else self.name_el
+
+    @property
+    def policy(self) -> SurchargePolicy:
+        """The agency's surcharge policy as a domain object."""
+        return SurchargePolicy.from_dict(self.surcharge_policy or {})
+
+    def pays_online(self, category: str, kind: str) -> bool:
+        """Whether debts of this category and kind may be paid on the portal."""
+        kinds_ok = self.online_kinds is None or kind in self.online_kinds
+        return category in (self.online_categories or []) and kinds_ok

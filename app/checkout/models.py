@@ -1,0 +1,73 @@
+"""Quotes: the server-computed price of a selection, valid until the agency's day ends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.agencies.models import Agency
+from app.db import Base, UTCDateTime, utcnow
+from app.debts.models import Debt, Installment
+
+QUOTE_STATUSES = ("open", "used")
+
+
+class Quote(Base):
+    """A stored price for a selection of debts; payments charge exactly this, never a form value."""
+
+    __tablename__ = "quotes"
+    __table_args__ = (
+        CheckConstraint("total_minor > 0", name="total_positive"),
+        CheckConstraint(f"status IN {QUOTE_STATUSES!r}", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Unguessable id used in URLs.
+    token: Mapped[str] = mapped_column(String(43), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: minor units, > 0: sum of the lines.
+    total_minor: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: End of the earliest-ending local day among the agencies in the selection.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    lines: Mapped[list[QuoteLine]] = relationship(
+        back_populates="quote", order_by="QuoteLine.id", cascade="all, delete-orphan"
+    )
+
+    def is_expired(self, now: datetime) -> bool:
+        """Whether the quote can no longer be paid at ``now``."""
+        return now >= self.expires_at
+
+
+class QuoteLine(Base):
+    """One debt or installment in a quote, with the surcharge computed for the quote's day."""
+
+    __tablename__ = "quote_lines"
+    __table_args__ = (
+        CheckConstraint("amount_minor = principal_minor + surcharge_minor", name="adds_up"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quotes.id", ondelete="CASCADE"), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    debt_id: Mapped[int] = mapped_column(ForeignKey("debts.id"))
+    installment_id: Mapped[int | None] = mapped_column(ForeignKey("installments.id"))
+    #: minor units: the unpaid principal at quote time.
+    principal_minor: Mapped[int] = mapped_column(Integer)
+    #: minor units: the late surcharge for the quote's day.
+    surcharge_minor: Mapped[int] = mapped_column(Integer)
+    #: minor units: principal + surcharge.
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    #: The surcharge explanation as SurchargeLine data, for display in the citizen's language.
+    explanation: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    quote: Mapped[Quote] = relationship(back_populates="lines")
+    agency: Mapped[Agency] = relationship()
+    debt: Mapped[Debt] = relationship()
+    installment: Mapped[Installment | None] = relationship()

@@ -1,0 +1,113 @@
+"""Quoting a selection: the server computes every amount and stores it until the day ends."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from app.checkout.models import Quote, QuoteLine
+from app.debts.services import (
+    BLOCK_IN_PROGRESS,
+    BLOCK_NOT_ONLINE,
+    PayableItem,
+    agency_today,
+    earlier_open_installments,
+    find_user_items,
+)
+from app.domain.surcharges import SurchargeLine
+from app.extensions import db
+
+
+class CheckoutError(Exception):
+    """A selection or quote that cannot be paid; ``code`` names the reason for the views."""
+
+    def __init__(self, code: str, **details: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.details = details
+
+
+def end_of_local_day(item: PayableItem, now: datetime) -> datetime:
+    """The instant the agency's current day ends, when surcharges may change."""
+    zone = ZoneInfo(item.agency.timezone)
+    tomorrow = agency_today(item.agency, now) + timedelta(days=1)
+    return datetime.combine(tomorrow, time.min, tzinfo=zone)
+
+
+def serialise_lines(lines: Iterable[SurchargeLine]) -> list[dict[str, Any]]:
+    """Surcharge explanation lines as JSON-safe dicts (Decimals and enums as strings)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, Enum):
+            return value.value
+        return value
+
+    return [{key: plain(value) for key, value in asdict(line).items()} for line in lines]
+
+
+def quote_debts(user_id: int, keys: Iterable[str], now: datetime) -> Quote:
+    """Price the selected items for today and store the quote; refuse anything not payable."""
+    keys = list(dict.fromkeys(key for key in keys if key))
+    if not keys:
+        raise CheckoutError("empty")
+    items = find_user_items(user_id, keys, now)
+    missing = [key for key in keys if key not in items]
+    if missing:
+        # Someone else's debt, a paid one, or a tampered value: all look the same from here.
+        raise CheckoutError("unknown")
+    selected = [items[key] for key in keys]
+    for item in selected:
+        if item.blocked == BLOCK_NOT_ONLINE:
+            raise CheckoutError("not_online", description=item.debt.description)
+        if item.blocked == BLOCK_IN_PROGRESS:
+            raise CheckoutError("in_progress", description=item.debt.description)
+        if item.agency.installments_in_order:
+            chosen = {i.installment.id for i in selected if i.installment is not None}
+            skipped = [inst for inst in earlier_open_installments(item) if inst.id not in chosen]
+            if skipped:
+                raise CheckoutError(
+                    "installment_order",
+                    description=item.debt.description,
+                    number=skipped[0].number,
+                )
+    currencies = {item.debt.currency for item in selected}
+    if len(currencies) != 1:
+        raise CheckoutError("mixed_currency")
+    quote = Quote(
+        token=secrets.token_urlsafe(32),
+        user_id=user_id,
+        currency=currencies.pop(),
+        total_minor=sum(item.total_minor for item in selected),
+        expires_at=min(end_of_local_day(item, now) for item in selected),
+        created_at=now,
+        lines=[
+            QuoteLine(
+                agency_id=item.agency.id,
+                debt_id=item.debt.id,
+                installment_id=item.installment.id if item.installment else None,
+                principal_minor=item.principal_minor,
+                surcharge_minor=item.surcharge.amount_minor,
+                amount_minor=item.total_minor,
+                explanation=serialise_lines(item.surcharge.lines),
+            )
+            for item in selected
+        ],
+    )
+    db.session.add(quote)
+    db.session.commit()
+    return quote
+
+
+def get_user_quote(user_id: int, token: str) -> Quote | None:
+    """The user's quote with this token, or None (also for another user's token)."""
+    return db.session.scalar(select(Quote).where(Quote.token == token, Quote.user_id == user_id))

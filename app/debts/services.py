@@ -1,0 +1,176 @@
+"""Queries over debts: what a citizen owes today, item by item, with live surcharges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, select, tuple_
+from sqlalchemy.orm import selectinload
+
+from app.accounts.models import TaxIdLink
+from app.agencies.models import Agency
+from app.debts.models import Debt, Debtor, Installment
+from app.domain.surcharges import SurchargeResult, compute_surcharge
+from app.extensions import db
+
+#: Why an item cannot be selected; the views turn these into sentences.
+BLOCK_NOT_ONLINE = "not_online"
+BLOCK_IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True)
+class PayableItem:
+    """One thing a citizen can pay on its own: a debt, or one installment of a settled debt."""
+
+    key: str
+    agency: Agency
+    debt: Debt
+    installment: Installment | None
+    #: minor units still owed on the principal.
+    principal_minor: int
+    due_date: date
+    surcharge: SurchargeResult
+    #: None when selectable; else one of the BLOCK_* codes.
+    blocked: str | None
+
+    @property
+    def total_minor(self) -> int:
+        """minor units due today: principal plus surcharge."""
+        return self.principal_minor + self.surcharge.amount_minor
+
+    @property
+    def overdue(self) -> bool:
+        """Whether the due date has passed (in the agency's day)."""
+        return self.surcharge.days_late > 0
+
+
+@dataclass(frozen=True)
+class AgencyDebts:
+    """One agency's items on the dashboard."""
+
+    agency: Agency
+    items: list[PayableItem]
+
+    @property
+    def total_minor(self) -> int:
+        """minor units due today for every item of this agency."""
+        return sum(item.total_minor for item in self.items)
+
+
+def agency_today(agency: Agency, now: datetime) -> date:
+    """The calendar day it is at the agency at the instant ``now``."""
+    return now.astimezone(ZoneInfo(agency.timezone)).date()
+
+
+def item_key(debt: Debt, installment: Installment | None) -> str:
+    """The form value that names an item: ``d<debt id>`` or ``i<installment id>``."""
+    return f"i{installment.id}" if installment is not None else f"d{debt.id}"
+
+
+def items_of_debt(debt: Debt, now: datetime) -> list[PayableItem]:
+    """The open items of a debt at ``now``: the debt itself, or each open installment."""
+    agency = debt.agency
+    today = agency_today(agency, now)
+    policy = agency.policy
+    online = agency.pays_online(debt.category, debt.kind)
+    items: list[PayableItem] = []
+    targets: list[tuple[Installment | None, int, date, int | None]]
+    if debt.category == "settled" and debt.installments:
+        targets = [
+            (inst, inst.unpaid_minor, inst.due_date, inst.pending_payment_id)
+            for inst in debt.installments
+            if inst.status == "open" and inst.unpaid_minor > 0
+        ]
+    else:
+        targets = [(None, debt.unpaid_minor, debt.due_date, debt.pending_payment_id)]
+    for installment, principal, due, pending in targets:
+        if principal <= 0:
+            continue
+        surcharge = compute_surcharge(
+            policy, principal_minor=principal, due_date=due, on=today, category=debt.category
+        )
+        blocked = None
+        if not online:
+            blocked = BLOCK_NOT_ONLINE
+        elif pending is not None:
+            blocked = BLOCK_IN_PROGRESS
+        items.append(
+            PayableItem(
+                key=item_key(debt, installment),
+                agency=agency,
+                debt=debt,
+                installment=installment,
+                principal_minor=principal,
+                due_date=due,
+                surcharge=surcharge,
+                blocked=blocked,
+            )
+        )
+    return items
+
+
+def _open_debts_of_user(user_id: int) -> Sequence[Debt]:
+    """Open debts of every tax ID the user has proven, oldest due first."""
+    proven = select(TaxIdLink.country, TaxIdLink.tax_id).where(
+        TaxIdLink.user_id == user_id, TaxIdLink.verified_at.is_not(None)
+    )
+    statement = (
+        select(Debt)
+        .join(Debtor, Debt.debtor_id == Debtor.id)
+        .where(
+            tuple_(Debtor.country, Debtor.tax_id).in_(proven),
+            Debt.status == "open",
+            Debt.paid_minor < Debt.principal_minor,
+        )
+        .options(selectinload(Debt.installments))
+        .order_by(Debt.agency_id, Debt.due_date, Debt.id)
+    )
+    return db.session.scalars(statement).unique().all()
+
+
+def open_items_for_user(user_id: int, now: datetime) -> list[AgencyDebts]:
+    """Every open item of the user's proven tax IDs, grouped by agency."""
+    groups: dict[int, AgencyDebts] = {}
+    for debt in _open_debts_of_user(user_id):
+        group = groups.setdefault(debt.agency_id, AgencyDebts(agency=debt.agency, items=[]))
+        group.items.extend(items_of_debt(debt, now))
+    return [group for group in groups.values() if group.items]
+
+
+def find_user_items(user_id: int, keys: Iterable[str], now: datetime) -> dict[str, PayableItem]:
+    """The user's open items named by ``keys``; keys of other people's debts are simply absent."""
+    wanted = set(keys)
+    found: dict[str, PayableItem] = {}
+    for group in open_items_for_user(user_id, now):
+        for item in group.items:
+            if item.key in wanted:
+                found[item.key] = item
+    return found
+
+
+def earlier_open_installments(item: PayableItem) -> list[Installment]:
+    """Open installments of the same arrangement that fall before this one."""
+    if item.installment is None:
+        return []
+    return [
+        inst
+        for inst in item.debt.installments
+        if inst.number < item.installment.number and inst.status == "open" and inst.unpaid_minor > 0
+    ]
+
+
+def debtor_has_debt(user_id: int, debt_id: int) -> bool:
+    """Whether the debt belongs to a tax ID the user has proven."""
+    statement = (
+        select(Debt.id)
+        .join(Debtor, Debt.debtor_id == Debtor.id)
+        .join(
+            TaxIdLink,
+            and_(TaxIdLink.country == Debtor.country, TaxIdLink.tax_id == Debtor.tax_id),
+        )
+        .where(Debt.id == debt_id, TaxIdLink.user_id == user_id, TaxIdLink.verified_at.is_not(None))
+    )
+    return db.session.scalar(statement) is not None

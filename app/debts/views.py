@@ -1,0 +1,19 @@
+"""The citizen's dashboard of unpaid debts."""
+
+from __future__ import annotations
+
+from flask import render_template
+from flask_login import current_user, login_required
+
+from app.checkout.forms import SelectionForm
+from app.db import utcnow
+from app.debts import bp
+from app.debts.services import open_items_for_user
+
+
+@bp.get("/debts")
+@login_required
+def dashboard() -> str:
+    """Every unpaid debt of the citizen's tax IDs, grouped by agency, with today's surcharge."""
+    groups = open_items_for_user(current_user.id, utcnow())
+    return render_template("debts/dashboard.html", groups=groups, form=SelectionForm())

@@ -1,0 +1,121 @@
+"""Card providers behind one small interface; the sandbox is a working test-mode provider."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Protocol
+
+#: Test cards the sandbox knows, as documented on the card page and in the README.
+SANDBOX_CARDS: dict[str, str | None] = {
+    "4242424242424242": None,  # Visa, succeeds
+    "5555555555554444": None,  # Mastercard, succeeds
+    "4000000000000002": "card_declined",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000069": "expired_card",
+}
+
+
+@dataclass(frozen=True, repr=False)
+class CardDetails:
+    """Card data as typed by the payer; never stored, never logged (repr hides it)."""
+
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+    holder: str
+
+    def __repr__(self) -> str:
+        return f"CardDetails(last4={self.number[-4:]!r})"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """What the provider answered to a charge."""
+
+    succeeded: bool
+    provider_reference: str
+    card_brand: str | None
+    card_last4: str | None
+    #: Stripe-style decline code ("card_declined", "insufficient_funds", ...) when not succeeded.
+    decline_code: str | None = None
+
+
+class CardProvider(Protocol):
+    """Charges a card once per idempotency key."""
+
+    name: str
+
+    def charge(
+        self, *, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str
+    ) -> ChargeResult:
+        """Charge ``amount_minor`` (minor units) of ``currency``; the same key never charges twice."""
+        ...
+
+
+def luhn_valid(number: str) -> bool:
+    """Whether a card number passes the Luhn check (catches most typing mistakes)."""
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        digit = int(char)
+        if position % 2:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def card_brand(number: str) -> str:
+    """The card scheme by its leading digits, for the receipt."""
+    if number.startswith("4"):
+        return "visa"
+    if number[:2] in {"51", "52", "53", "54", "55"} or "2221" <= number[:4] <= "2720":
+        return "mastercard"
+    if number[:2] in {"34", "37"}:
+        return "amex"
+    return "card"
+
+
+class SandboxProvider:
+    """Test mode: takes the documented test cards only and moves no money."""
+
+    name = "sandbox"
+
+    def __init__(self) -> None:
+        self._answers: dict[str, ChargeResult] = {}
+
+    def charge(
+        self, *, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str
+    ) -> ChargeResult:
+        """Succeed or decline by the test card's number; a repeated key returns the first answer."""
+        if idempotency_key in self._answers:
+            return self._answers[idempotency_key]
+        reference = "sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+        if card.number in SANDBOX_CARDS:
+            decline = SANDBOX_CARDS[card.number]
+        else:
+            decline = "test_mode_live_card"
+        result = ChargeResult(
+            succeeded=decline is None,
+            provider_reference=reference,
+            card_brand=card_brand(card.number),
+            card_last4=card.number[-4:],
+            decline_code=decline,
+        )
+        self._answers[idempotency_key] = result
+        return result
+
+
+_PROVIDERS: dict[str, CardProvider] = {"sandbox": SandboxProvider()}
+
+
+def get_provider(name: str) -> CardProvider:
+    """The configured provider by name."""
+    try:
+        return _PROVIDERS[name]
+    except KeyError:
+        raise LookupError(f"No card provider called {name!r} is configured.") from None

@@ -1,0 +1,225 @@
+"""Paying a quote: claim the debts, charge the card once, record the outcome in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from app.checkout.models import Quote
+from app.checkout.services import CheckoutError, get_user_quote
+from app.db import utcnow
+from app.debts.models import Debt, Installment
+from app.extensions import db
+from app.payments.models import Payment, PaymentLine
+from app.payments.providers import CardDetails, CardProvider
+
+log = logging.getLogger("civicpay.payments")
+
+#: Receipt numbers avoid look-alike characters (0/O, 1/I) so they can be read over the phone.
+_REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+class PaymentDeclined(Exception):
+    """The provider refused the card; the payment is recorded as failed and the quote stays open."""
+
+    def __init__(self, payment: Payment) -> None:
+        super().__init__(payment.failure_reason)
+        self.payment = payment
+
+
+def new_payment_reference() -> str:
+    """A random, readable receipt number such as ``CP-7KQ2-M9XA-3F``."""
+    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(10))
+    return f"CP-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+
+
+def _claim(target: type[Debt] | type[Installment], row_id: int, paid: int, payment_id: int) -> bool:
+    """Compare-and-set the row's pending payment: succeeds for exactly one concurrent payer.
+
+    On PostgreSQL the second UPDATE waits for the first transaction's row lock and then
+    re-checks the WHERE clause, finding the row taken; SQLite serialises writers outright.
+    """
+    result = db.session.execute(
+        update(target)
+        .where(
+            target.id == row_id,
+            target.status == "open",
+            target.pending_payment_id.is_(None),
+            target.paid_minor == paid,
+        )
+        .values(pending_payment_id=payment_id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def start_payment(user_id: int, token: str, provider: CardProvider, now: datetime) -> Payment:
+    """Check the quote, claim each debt for a new pending payment, and commit before charging."""
+    quote = get_user_quote(user_id, token)
+    if quote is None:
+        raise CheckoutError("unknown_quote")
+    if quote.status != "open":
+        raise CheckoutError("quote_used")
+    if quote.is_expired(now):
+        raise CheckoutError("quote_expired")
+    payment = Payment(
+        reference=new_payment_reference(),
+        user_id=user_id,
+        quote_id=quote.id,
+        currency=quote.currency,
+        amount_minor=quote.total_minor,
+        provider=provider.name,
+        channel="account",
+        created_at=now,
+        lines=[
+            PaymentLine(
+                agency_id=line.agency_id,
+                debt_id=line.debt_id,
+                installment_id=line.installment_id,
+                principal_minor=line.principal_minor,
+                surcharge_minor=line.surcharge_minor,
+                amount_minor=line.amount_minor,
+                explanation=line.explanation,
+            )
+            for line in quote.lines
+        ],
+    )
+    db.session.add(payment)
+    db.session.flush()
+    for line in quote.lines:
+        if line.installment is not None:
+            target, row = Installment, line.installment
+            paid = row.amount_minor - line.principal_minor
+        else:
+            target, row = Debt, line.debt
+            paid = row.principal_minor - line.principal_minor
+        if not _claim(target, row.id, paid, payment.id):
+            db.session.rollback()
+            raise CheckoutError("taken", description=line.debt.description)
+    db.session.commit()
+    return payment
+
+
+def complete_payment(payment: Payment, provider: CardProvider, card: CardDetails) -> Payment:
+    """Charge the card for a pending payment and record success or failure."""
+    result = provider.charge(
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        card=card,
+        idempotency_key=payment.reference,
+    )
+    if result.succeeded:
+        return confirm_payment(
+            payment.id,
+            provider_reference=result.provider_reference,
+            card_brand=result.card_brand,
+            card_last4=result.card_last4,
+        )
+    failed = fail_payment(
+        payment.id,
+        provider_reference=result.provider_reference,
+        reason=result.decline_code or "declined",
+        card_last4=result.card_last4,
+    )
+    raise PaymentDeclined(failed)
+
+
+def pay_quote(
+    user_id: int, token: str, card: CardDetails, provider: CardProvider, now: datetime
+) -> Payment:
+    """Pay a quote by card: claim, charge, confirm. Raises CheckoutError or PaymentDeclined."""
+    payment = start_payment(user_id, token, provider, now)
+    return complete_payment(payment, provider, card)
+
+
+def _locked_payment(payment_id: int) -> Payment:
+    statement = (
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .options(selectinload(Payment.lines))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return db.session.scalars(statement).one()
+
+
+def confirm_payment(
+    payment_id: int, *, provider_reference: str, card_brand: str | None, card_last4: str | None
+) -> Payment:
+    """Record a successful charge: the payment, its debts and its quote change in one transaction."""
+    payment = _locked_payment(payment_id)
+    if payment.status == "succeeded":
+        db.session.rollback()
+        return payment  # a repeated confirmation (retry, webhook) changes nothing
+    if payment.status != "pending":
+        raise ValueError(f"Payment {payment.reference} is {payment.status}; it cannot succeed.")
+    for line in payment.lines:
+        target = line.installment if line.installment_id is not None else line.debt
+        assert target is not None
+        if target.pending_payment_id != payment.id:
+            raise RuntimeError(f"Payment {payment.reference} does not hold debt {line.debt_id}.")
+        target.paid_minor += line.principal_minor
+        target.pending_payment_id = None
+        if line.installment is not None:
+            if target.paid_minor == line.installment.amount_minor:
+                target.status = "paid"
+            line.debt.paid_minor += line.principal_minor
+        if line.debt.paid_minor == line.debt.principal_minor:
+            line.debt.status = "paid"
+    payment.status = "succeeded"
+    payment.provider_reference = provider_reference
+    payment.card_brand = card_brand
+    payment.card_last4 = card_last4
+    payment.completed_at = utcnow()
+    if payment.quote_id is not None:
+        quote = db.session.get(Quote, payment.quote_id)
+        if quote is not None:
+            quote.status = "used"
+    db.session.commit()
+    log.info("payment %s succeeded (%d lines)", payment.reference, len(payment.lines))
+    return payment
+
+
+def fail_payment(
+    payment_id: int, *, provider_reference: str | None, reason: str, card_last4: str | None
+) -> Payment:
+    """Record a declined charge and free the debts for another try."""
+    payment = _locked_payment(payment_id)
+    if payment.status != "pending":
+        db.session.rollback()
+        return payment
+    for line in payment.lines:
+        target = line.installment if line.installment_id is not None else line.debt
+        if target is not None and target.pending_payment_id == payment.id:
+            target.pending_payment_id = None
+    payment.status = "failed"
+    payment.failure_reason = reason
+    payment.provider_reference = provider_reference
+    payment.card_last4 = card_last4
+    payment.completed_at = utcnow()
+    db.session.commit()
+    log.info("payment %s declined: %s", payment.reference, reason)
+    return payment
+
+
+def payments_of_user(user_id: int) -> Sequence[Payment]:
+    """The user's payments, newest first, with their lines."""
+    statement = (
+        select(Payment)
+        .where(Payment.user_id == user_id)
+        .options(selectinload(Payment.lines))
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+    )
+    return db.session.scalars(statement).all()
+
+
+def get_user_payment(user_id: int, reference: str) -> Payment | None:
+    """The user's payment with this receipt number, or None (also for someone else's)."""
+    return db.session.scalar(
+        select(Payment).where(Payment.reference == reference, Payment.user_id == user_id)
+    )
