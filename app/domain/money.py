@@ -62,7 +62,9 @@ def _check_currency(currency: object) -> str:
 
 def _check_rounding(rounding: str) -> str:
     if rounding not in _ROUNDING_MODES:
-        raise ValueError(f"{rounding!r} is not a rounding mode of the decimal module, such as 'ROUND_HALF_UP'.")
+        raise ValueError(
+            f"{rounding!r} is not a rounding mode of the decimal module, such as 'ROUND_HALF_UP'."
+        )
     return rounding
 
 

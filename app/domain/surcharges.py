@@ -256,7 +256,9 @@ def compute_surcharge(
 ) -> SurchargeResult:
     """Return the surcharge on an unpaid principal (minor units) paid on `on`."""
     if not _is_int(principal_minor) or principal_minor < 0:
-        raise ValueError(f"The unpaid principal must be a whole amount in cents, zero or more, not {principal_minor!r}.")
+        raise ValueError(
+            f"The unpaid principal must be a whole amount in cents, zero or more, not {principal_minor!r}."
+        )
     # A datetime is a date subclass; refusing it makes the caller decide in
     # which time zone "today" is, instead of this module guessing.
     for label, value in (("due date", due_date), ("payment date", on)):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
+from tqdm import tqdm
 from flask.cli import with_appcontext
 
 from app.sync.services import agencies_to_sync, sync_agency
@@ -26,9 +29,9 @@ def sync_command(codes: tuple[str, ...]) -> None:
         raise click.ClickException("There are no agencies yet: run `flask demo setup` first.")
     failed = 0
     for agency in agencies:
-        with click.progressbar(
-            length=0, label=f"{agency.code:<18}", show_pos=True, file=click.get_text_stream("stderr")
-        ) as bar:
+        # tqdm rather than click.progressbar: an ERP stream has no known length, and tqdm shows
+        # a running count and rate instead of an empty bar.
+        with tqdm(desc=f"{agency.code:<18}", unit=" records", file=sys.stderr, leave=True) as bar:
             try:
                 result = sync_agency(agency, progress=bar.update)
             except ConnectionError as error:

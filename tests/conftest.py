@@ -1,0 +1,124 @@
+"""Test fixtures: one migrated database per worker; each test runs in a rolled-back transaction.
+
+Choose the database with CIVICPAY_TEST_DB=sqlite (default) or postgresql; `make test` runs the
+suite once with each. Under CI (the CI variable set), a PostgreSQL run that finds no server
+fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from app import create_app, migrate
+from app.db import Base
+from app.extensions import db
+from tests.databases import NoPostgres, fresh_postgres_database, fresh_sqlite_database, postgres_server
+
+BACKEND = os.environ.get("CIVICPAY_TEST_DB", "sqlite")
+IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which database this run uses."""
+    return f"civicpay database backend: {BACKEND}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked postgres_only skip on SQLite (they test row locks SQLite does not have)."""
+    if BACKEND == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL row locking; runs in the PostgreSQL pass")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
+    """An empty database of this test worker, for this run only."""
+    with ExitStack() as stack:
+        if BACKEND == "postgresql":
+            try:
+                server = stack.enter_context(postgres_server())
+            except NoPostgres as error:
+                if IN_CI:
+                    pytest.fail(f"CI is set but PostgreSQL is unavailable: {error}", pytrace=False)
+                pytest.skip(f"PostgreSQL is unavailable: {error}")
+            url = stack.enter_context(fresh_postgres_database(server, worker_id))
+        elif BACKEND == "sqlite":
+            url = stack.enter_context(fresh_sqlite_database(tmp_path_factory.mktemp("db"), worker_id))
+        else:
+            raise pytest.UsageError(f"CIVICPAY_TEST_DB={BACKEND!r}: use sqlite or postgresql")
+        yield url
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Iterator[Flask]:
+    """The portal, configured for tests, on a database migrated with `alembic upgrade head`."""
+    migrate.upgrade(database_url)
+    application = create_app({"ENV_NAME": "testing", "DATABASE_URL": database_url})
+    # No app context stays pushed: each test-client request must get its own, as in production
+    # (Flask-Login keeps the current user on the app context's ``g``).
+    yield application
+    assert db.engine is not None
+    db.engine.dispose()
+
+
+@pytest.fixture()
+def app_ctx(app: Flask, db_session: None) -> Iterator[Flask]:
+    """An app context for calling services that read ``current_app`` (not for client requests)."""
+    with app.test_request_context():
+        yield app
+
+
+@pytest.fixture()
+def db_session(app: Flask) -> Iterator[None]:
+    """Run the test inside one outer transaction that is rolled back afterwards.
+
+    Services still call commit(): with join_transaction_mode="create_savepoint" those commits
+    only release savepoints, so nothing a test writes outlives it.
+    """
+    assert db.engine is not None
+    connection = db.engine.connect()
+    outer = connection.begin()
+    db.session.remove()
+    db.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield
+    finally:
+        db.session.remove()
+        db.session_factory.configure(bind=db.engine, join_transaction_mode="conservative_savepoint")
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture()
+def committed_db(app: Flask) -> Iterator[None]:
+    """Real commits (for concurrency and browser tests); every table is emptied afterwards."""
+    db.session.remove()
+    try:
+        yield
+    finally:
+        db.session.remove()
+        empty_all_tables()
+
+
+def empty_all_tables() -> None:
+    """Delete every row of every table (children first)."""
+    assert db.engine is not None
+    with db.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture()
+def client(app: Flask, db_session: None) -> FlaskClient:
+    """A test client whose requests share the test's rolled-back transaction."""
+    return app.test_client()
