@@ -58,11 +58,10 @@ def register_extensions(app: Flask) -> None:
 
     login_manager.login_message = lazy_gettext("Please log in to see this page.")
     login_manager.user_loader(load_user)
-    assert db.engine is not None
     logging.getLogger("civicpay").info(
         "Civic Pay (%s) on %s",
         app.config["ENV_NAME"],
-        db.engine.url.render_as_string(hide_password=True),
+        db.engine_of(app).url.render_as_string(hide_password=True),
     )
 
 

@@ -64,32 +64,56 @@ def make_engine(url: str, **options: Any) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN
+            # itself (the recipe in SQLAlchemy's SQLite dialect documentation).
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN")
+
     return engine
 
 
+class AppSession(Session):
+    """A session that talks to the current Flask app's engine unless bound explicitly.
+
+    Tests bind the factory to one connection (an outer transaction); otherwise each app keeps
+    its own engine, so building a second app (tests of configuration) never rebinds the first.
+    """
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, **kwargs: Any) -> Any:
+        if self.bind is not None:
+            return self.bind
+        from flask import current_app
+
+        return current_app.extensions["civicpay_db"]
+
+
 class Database:
-    """The engine and a session scoped to the Flask application context.
+    """One engine per app, and a session scoped to the thread, removed after each app context.
 
     Written here rather than taking Flask-SQLAlchemy because tests must rebind the session to
-    one outer transaction (warehouse's pattern), which is a two-line swap of ``session_factory``.
+    one outer transaction (warehouse's pattern), which is a one-line ``session_factory.configure``.
     """
 
     def __init__(self) -> None:
-        self.engine: Engine | None = None
-        self.session_factory = sessionmaker()
+        self.session_factory = sessionmaker(class_=AppSession)
         self.session: scoped_session[Session] = scoped_session(self.session_factory)
 
     def init_app(self, app: Any) -> None:
-        """Bind to the app's DATABASE_URL and close the session after each app context."""
-        self.engine = make_engine(app.config["DATABASE_URL"])
-        self.session_factory.configure(bind=self.engine)
-        app.extensions["civicpay_db"] = self
+        """Create the app's engine from DATABASE_URL; close the session after each app context."""
+        app.extensions["civicpay_db"] = make_engine(app.config["DATABASE_URL"])
 
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
             self.session.remove()
+
+    @staticmethod
+    def engine_of(app: Any) -> Engine:
+        """The engine of a given app."""
+        return app.extensions["civicpay_db"]

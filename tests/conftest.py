@@ -67,8 +67,7 @@ def app(database_url: str) -> Iterator[Flask]:
     # No app context stays pushed: each test-client request must get its own, as in production
     # (Flask-Login keeps the current user on the app context's ``g``).
     yield application
-    assert db.engine is not None
-    db.engine.dispose()
+    db.engine_of(application).dispose()
 
 
 @pytest.fixture()
@@ -85,16 +84,17 @@ def db_session(app: Flask) -> Iterator[None]:
     Services still call commit(): with join_transaction_mode="create_savepoint" those commits
     only release savepoints, so nothing a test writes outlives it.
     """
-    assert db.engine is not None
-    connection = db.engine.connect()
+    connection = db.engine_of(app).connect()
     outer = connection.begin()
     db.session.remove()
+    original = dict(db.session_factory.kw)
     db.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
     try:
         yield
     finally:
         db.session.remove()
-        db.session_factory.configure(bind=db.engine, join_transaction_mode="conservative_savepoint")
+        db.session_factory.kw.clear()
+        db.session_factory.kw.update(original)
         outer.rollback()
         connection.close()
 
@@ -107,18 +107,19 @@ def committed_db(app: Flask) -> Iterator[None]:
         yield
     finally:
         db.session.remove()
-        empty_all_tables()
+        empty_all_tables(app)
 
 
-def empty_all_tables() -> None:
+def empty_all_tables(app: Flask) -> None:
     """Delete every row of every table (children first)."""
-    assert db.engine is not None
-    with db.engine.begin() as connection:
+    with db.engine_of(app).begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
 
 
 @pytest.fixture()
 def client(app: Flask, db_session: None) -> FlaskClient:
-    """A test client whose requests share the test's rolled-back transaction."""
-    return app.test_client()
+    """A test client (English unless a test says otherwise) inside the test's transaction."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return test_client
