@@ -1,0 +1,316 @@
+"""Browser tests: the portal served on a real port, driven by Chromium through Playwright.
+
+Chromium is Debian's package (``apt-get install chromium``), found at /usr/bin/chromium or at
+$CHROMIUM_PATH; Playwright cannot download its own browsers here. Without Chromium these tests
+skip with a banner in the summary, except under CI (the CI variable set), where they fail.
+
+Each test gets a live server on the test worker's database (real commits, emptied afterwards)
+and a fresh browser context. Screenshots go to test-results/screenshots/<test>/: one per step a
+test names with ``snap`` and one of every page left open when the test ends, pass or fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+E2E_DIR = Path(__file__).parent
+CHROMIUM_PATH = Path(os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+IN_CI = bool(os.environ.get("CI"))
+NO_CHROMIUM = "Chromium is not installed (apt-get install chromium): browser tests SKIPPED"
+
+#: How long an action or assertion waits for the page, in milliseconds.
+TIMEOUT_MS = 10_000
+
+#: The demo citizens (public demo passwords, see erp_connectors/demo.py).
+MARIA = ("maria@example.org", "demo-maria-2026")
+JOHN = ("john@example.org", "demo-john-2026")
+
+#: The sandbox provider's test cards.
+CARD_SUCCEEDS = "4242 4242 4242 4242"
+CARD_DECLINED = "4000 0000 0000 0002"
+DECLINE_MESSAGE = "The card was declined by the bank. Nothing was charged. Try again or use another card."
+
+
+#: ``snap(page, "03-review")``: save a full-page screenshot of a step of the test.
+Snap = Callable[[Any, str], Path]
+
+
+def chromium_installed() -> bool:
+    """Whether the Chromium binary the tests launch is there."""
+    return CHROMIUM_PATH.is_file() and os.access(CHROMIUM_PATH, os.X_OK)
+
+
+# -- collection: mark, and skip loudly without Chromium -----------------------------------------
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    return Path(item.path).is_relative_to(E2E_DIR)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/e2e as e2e; skip them all (outside CI) when Chromium is missing."""
+    e2e_items = [item for item in items if _is_e2e(item)]
+    for item in e2e_items:
+        item.add_marker(pytest.mark.e2e)
+    if e2e_items and not chromium_installed() and not IN_CI:
+        skip = pytest.mark.skip(reason=NO_CHROMIUM)
+        for item in e2e_items:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """A banner nobody can miss when the browser tests did not run."""
+    # Counted from the reports rather than at collection, so that it also works when
+    # pytest-xdist workers did the collecting and skipping.
+    reports = terminalreporter.stats.get("skipped", [])
+    skipped = sum(NO_CHROMIUM in str(report.longrepr) for report in reports)
+    if skipped:
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("!", f"{skipped} BROWSER TESTS SKIPPED", red=True, bold=True)
+        write(f"{NO_CHROMIUM} (looked for {CHROMIUM_PATH}; set CHROMIUM_PATH to override).", red=True)
+        write("Under CI (the CI variable set) a missing Chromium fails the run instead.", red=True)
+
+
+# -- the portal on a real port --------------------------------------------------------------------
+
+
+class _RecordErrors:
+    """WSGI middleware keeping every exception the portal raised, so the test reports it."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.errors: list[str] = []
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        try:
+            return self.app(environ, start_response)
+        except Exception:
+            request = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
+            self.errors.append(f"{request}\n{traceback.format_exc()}")
+            raise
+
+
+@pytest.fixture()
+def live_server(app: Flask, committed_db: None) -> Iterator[str]:
+    """The portal served by werkzeug on a free loopback port; yields its base URL."""
+    recorder = _RecordErrors(app)
+    server = make_server("127.0.0.1", 0, recorder, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="civicpay-live-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    if recorder.errors:
+        report = "\n".join(recorder.errors)
+        pytest.fail(f"The portal raised while serving the browser:\n\n{report}", pytrace=False)
+
+
+@pytest.fixture()
+def demo_data(app: Flask, committed_db: None) -> None:
+    """The demo agencies and citizens, with every agency's debts pulled from the demo ERP."""
+    from app.agencies.models import Agency
+    from app.demo import setup_demo
+    from app.extensions import db
+    from app.sync.services import sync_agency
+
+    with app.app_context():
+        setup_demo()
+        for agency in db.session.scalars(select(Agency).order_by(Agency.code)).all():
+            result = sync_agency(agency)
+            assert result.rejected == 0, result.problems
+
+
+# -- the browser ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test worker."""
+    if not chromium_installed():
+        # Only reached under CI: elsewhere the collection hook has skipped these tests.
+        pytest.fail(
+            f"CI is set but Chromium is not installed at {CHROMIUM_PATH}: install Debian's chromium package",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()
+
+
+def _file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "page"
+
+
+@pytest.fixture()
+def screenshots_dir(request: pytest.FixtureRequest) -> Path:
+    """This test's screenshot folder under test-results/screenshots/, emptied first."""
+    folder = request.config.rootpath / "test-results" / "screenshots" / _file_name(request.node.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture()
+def snap(screenshots_dir: Path) -> Snap:
+    """``snap(page, "03-review")`` saves a full-page screenshot of this step."""
+
+    def save(page: Any, name: str) -> Path:
+        path = screenshots_dir / f"{_file_name(name)}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save
+
+
+@pytest.fixture()
+def open_page(browser: Any, live_server: str, screenshots_dir: Path) -> Iterator[Callable[..., Any]]:
+    """``open_page(**context_options)``: a page in a new browser context on the live server.
+
+    Defaults: British English, a 1280×900 window, relative URLs resolved against the server.
+    Every page still open at the end is screenshotted (as last-*.png), then its context closed.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    contexts: list[Any] = []
+
+    def open_(**options: Any) -> Any:
+        settings = {"locale": "en-GB", "viewport": {"width": 1280, "height": 900}, "base_url": live_server}
+        context = browser.new_context(**(settings | options))
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_
+    for number, context in enumerate(contexts, start=1):
+        for index, page in enumerate(context.pages, start=1):
+            suffix = "" if (number, index) == (1, 1) else f"-{number}-{index}"
+            try:
+                page.screenshot(path=str(screenshots_dir / f"last{suffix}.png"), full_page=True)
+            except PlaywrightError as error:  # a crashed page must not hide the test's own failure
+                print(f"could not take the final screenshot: {error}")
+        context.close()
+
+
+@pytest.fixture()
+def page(open_page: Callable[..., Any]) -> Any:
+    """A page in a fresh context: en-GB, 1280×900, on the live server."""
+    return open_page()
+
+
+# -- accessibility ---------------------------------------------------------------------------------
+
+
+def assert_accessible(page: Any) -> None:
+    """Run axe-core on the page as it is now; fail listing every violation and where it is."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    violations = results.response["violations"]
+    if not violations:
+        return
+    lines = [f"axe found {len(violations)} accessibility violation(s) on {page.url} ({page.title()!r}):"]
+    for violation in violations:
+        lines.append(f"\n* {violation['id']} [{violation['impact']}] {violation['help']}")
+        lines.append(f"  {violation['helpUrl']}")
+        for node in violation["nodes"]:
+            lines.append(f"  - at {', '.join(map(str, node['target']))}")
+            lines.append(f"    {node['html']}")
+            for summary_line in (node.get("failureSummary") or "").splitlines():
+                lines.append(f"      {summary_line}")
+    pytest.fail("\n".join(lines), pytrace=False)
+
+
+# -- steps every browser test takes ---------------------------------------------------------------
+
+
+def log_in(page: Any, email: str, password: str) -> None:
+    """Log in through the form of /login; ends on the dashboard."""
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/debts$"))
+
+
+def choose_language(page: Any, name: str, code: str) -> None:
+    """Press a language button of the header ("English" or "Ελληνικά") and wait for the page."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name=name, exact=True).click()
+    expect(page.locator("html")).to_have_attribute("lang", code)
+
+
+def parse_money(text: str) -> int:
+    """Minor units from an amount as the portal shows it: €1,234.56 (en) or 1.234,56 € (el)."""
+    cleaned = text.replace("\xa0", " ").replace("\u202f", " ").strip()
+    english = re.fullmatch(r"€\s?(\d{1,3}(?:,\d{3})*|\d+)\.(\d{2})", cleaned)
+    greek = re.fullmatch(r"(\d{1,3}(?:\.\d{3})*|\d+),(\d{2})\s?€", cleaned)
+    match = english or greek
+    assert match, f"{text!r} is not an amount in euros as the portal writes them"
+    whole = re.sub(r"[.,]", "", match.group(1))
+    return int(Decimal(f"{whole}.{match.group(2)}").scaleb(2))
+
+
+def future_expiry() -> str:
+    """An MM/YY expiry date a few years ahead, so the card never counts as expired."""
+    return f"12/{(date.today().year + 3) % 100:02d}"
+
+
+def fill_card(page: Any, number: str, holder: str = "Maria Papadopoulou") -> None:
+    """Fill the review page's card form (without pressing Pay now)."""
+    page.get_by_label("Name on the card").fill(holder)
+    page.get_by_label("Card number").fill(number)
+    page.get_by_label("Expiry date (MM/YY)").fill(future_expiry())
+    page.get_by_label("Security code (CVC)").fill("123")
+
+
+def tick_first_debt(page: Any, agency_name: str) -> str:
+    """Tick the first selectable debt in the agency's part of the dashboard; returns its item key."""
+    region = page.get_by_role("region", name=agency_name, exact=True)
+    checkbox = region.get_by_role("checkbox").first
+    checkbox.check()
+    key = checkbox.get_attribute("value")
+    assert key, f"the first checkbox of {agency_name} has no value"
+    return key
+
+
+def debt_checkbox(page: Any, key: str) -> Any:
+    """The dashboard checkbox of one debt (or installment), by the item key it submits."""
+    return page.locator(f'input[type="checkbox"][name="item"][value="{key}"]')
