@@ -13,13 +13,15 @@ PORT ?= 5000
 # Parallel test workers (pytest-xdist); "auto" = one per core.
 WORKERS ?= auto
 FLASK := CIVICPAY_ENV=development $(BIN)/flask --app wsgi
+# The set-up steps print their own summaries; keep the log quiet while they run.
+SETUP_FLASK := LOG_LEVEL=WARNING $(FLASK)
 
 .PHONY: run setup setup-dev test test-sqlite test-postgresql translations clean
 
 run: setup translations
-	$(FLASK) db upgrade
-	$(FLASK) demo setup
-	$(FLASK) erp sync
+	$(SETUP_FLASK) db upgrade
+	$(SETUP_FLASK) demo setup
+	$(SETUP_FLASK) erp sync
 	@echo "Civic Pay: http://$(HOST):$(PORT)  (stop with Ctrl+C)"
 	$(FLASK) run --host $(HOST) --port $(PORT)
 

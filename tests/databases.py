@@ -49,6 +49,12 @@ def _binary(name: str) -> str | None:
     return found[0] if found else shutil.which(name)
 
 
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise NoPostgres(f"{' '.join(command[:5])}... failed: {result.stderr.strip() or result.stdout.strip()}")
+
+
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """Start a private PostgreSQL server for this test run and stop it afterwards."""
@@ -62,11 +68,10 @@ def throwaway_postgres() -> Iterator[str]:
         shutil.chown(workdir, "postgres")
     data = workdir / "data"
     port = _free_port()
-    subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
-    subprocess.run(
+    _run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"])
+    _run(
         [*prefix, pg_ctl, "-D", str(data), "-w", "-l", str(workdir / "log"),
-         "-o", f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"],
-        check=True, capture_output=True,
+         "-o", f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]
     )  # fmt: skip
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
@@ -79,7 +84,10 @@ def throwaway_postgres() -> Iterator[str]:
 def postgres_server() -> Iterator[str]:
     """A URL of a PostgreSQL maintenance database we may create databases on."""
     configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if configured:
+    if os.environ.get("CIVICPAY_TEST_PG") == "throwaway":  # force the last resort, to test it
+        with throwaway_postgres() as url:
+            yield url
+    elif configured:
         yield normalise_database_url(configured)
     elif _answers("127.0.0.1", 5432):
         user = "postgres"
