@@ -27,6 +27,24 @@ def _database_url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode rebuilds SQLite tables (copy, drop, rename); with foreign keys on, dropping a
+        # referenced table fails. The pragma only works outside a transaction, hence the raw
+        # driver connection (autocommit in our engine) before Alembic begins.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+    try:
+        _configure_and_run(connection)
+    finally:
+        if sqlite:
+            driver = connection.connection.driver_connection
+            problems = driver.execute("PRAGMA foreign_key_check").fetchall()
+            driver.execute("PRAGMA foreign_keys=ON")
+            if problems:
+                raise RuntimeError(f"Migration left rows with broken foreign keys: {problems[:5]}")
+
+
+def _configure_and_run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

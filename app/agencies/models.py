@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -40,6 +40,13 @@ class Agency(Base):
     installments_in_order: Mapped[bool] = mapped_column(Boolean, default=True)
     #: ERP connector: {"type": "demo", "options": {...}}.
     connector: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Minutes between scheduled syncs run by `flask worker`; null: no schedule.
+    sync_interval_minutes: Mapped[int | None] = mapped_column(Integer)
+    #: Seconds a citizen's cached debts stay fresh before the dashboard asks the ERP again.
+    refresh_max_age_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    #: Start of the last successful full or incremental sync: the next incremental asks from here.
+    synced_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def name(self, language: str) -> str:

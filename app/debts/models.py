@@ -33,6 +33,9 @@ class Debtor(Base):
     #: National tax ID without the country prefix (Greek AFM: 9 digits).
     tax_id: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
+    #: Contact details the agency's ERP holds (used to prove a tax ID is one's own).
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
 
 
 class Debt(Base):
@@ -74,6 +77,13 @@ class Debt(Base):
         ForeignKey("payments.id"), index=True
     )
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: SHA-256 of the ERP record as last applied: an unchanged record is skipped on this alone.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    #: Why a debt stopped being open without an online payment: "paid_at_agency", "cancelled", "vanished".
+    closed_reason: Mapped[str | None] = mapped_column(String(32))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set when the ERP closed the debt while an online payment held it; treasury must look.
+    review_reason: Mapped[str | None] = mapped_column(String(300))
 
     agency: Mapped[Agency] = relationship(lazy="joined")
     debtor: Mapped[Debtor] = relationship()
