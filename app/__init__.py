@@ -68,6 +68,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount every feature's blueprint and the error pages."""
     from app.accounts.views import bp as accounts_bp
+    from app.api.views import bp as api_bp
     from app.checkout.views import bp as checkout_bp
     from app.debts.views import bp as debts_bp
     from app.main.views import bp as main_bp
@@ -80,15 +81,23 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(debts_bp)
     app.register_blueprint(checkout_bp)
     app.register_blueprint(payments_bp)
+    # The push API authenticates each request with a bearer token, not a cookie: no CSRF.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp)
     register_error_pages(app)
     register_template_helpers(app)
 
 
 def register_cli(app: Flask) -> None:
-    """Add the `flask db`, `flask erp` and `flask demo` command groups."""
+    """Add the `flask db`, `flask erp`, `flask demo`, `flask api`, `flask outbox` and `flask worker` commands."""
+    from app.api.cli import api_cli
     from app.cli import db_cli, demo_cli
+    from app.outbox.cli import outbox_cli, worker_command
     from app.sync.cli import erp_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(erp_cli)
+    app.cli.add_command(api_cli)
+    app.cli.add_command(outbox_cli)
+    app.cli.add_command(worker_command)

@@ -41,7 +41,8 @@ class AgencyFactory(_Base):
     online_kinds = None
     surcharge_policy = factory.LazyFunction(dict)
     installments_in_order = True
-    connector = factory.LazyFunction(lambda: {"type": "demo", "options": {}})
+    #: Push-only by default: tests that pull give a connector explicitly.
+    connector = factory.LazyFunction(lambda: {"type": "push"})
 
 
 class DebtorFactory(_Base):

@@ -28,6 +28,11 @@ def checkout_message(error: CheckoutError) -> str:
             debt=description,
             number=error.details.get("number"),
         )
+    if error.code == "changed":
+        return gettext(
+            "“%(debt)s” has just changed at the agency. Nothing was charged; please check the new amounts and select again.",
+            debt=description,
+        )
     if error.code == "mixed_currency":
         return gettext("Debts in different currencies must be paid separately.")
     if error.code == "quote_expired":

@@ -24,6 +24,7 @@ from app.debts.services import (
 )
 from app.domain.surcharges import SurchargeLine
 from app.extensions import db
+from app.sync.services import refresh_user_debts
 
 
 class CheckoutError(Exception):
@@ -60,12 +61,21 @@ def quote_debts(user_id: int, keys: Iterable[str], now: datetime) -> Quote:
     keys = list(dict.fromkeys(key for key in keys if key))
     if not keys:
         raise CheckoutError("empty")
+    # Ask the ERPs (briefly, where our copy is stale) so nobody pays an amount that just changed.
+    changed = {
+        (agency_id, external_id)
+        for agency_id, outcome in refresh_user_debts(user_id, now).items()
+        for external_id in outcome.changed
+    }
     items = find_user_items(user_id, keys, now)
     missing = [key for key in keys if key not in items]
     if missing:
         # Someone else's debt, a paid one, or a tampered value: all look the same from here.
         raise CheckoutError("unknown")
     selected = [items[key] for key in keys]
+    for item in selected:
+        if (item.agency.id, item.debt.external_id) in changed:
+            raise CheckoutError("changed", description=item.debt.description)
     for item in selected:
         if item.blocked == BLOCK_NOT_ONLINE:
             raise CheckoutError("not_online", description=item.debt.description)

@@ -15,6 +15,7 @@ from app.agencies.models import Agency
 from app.debts.models import Debt, Debtor, Installment
 from app.domain.surcharges import SurchargeResult, compute_surcharge
 from app.extensions import db
+from app.sync.services import RefreshOutcome, refresh_user_debts
 
 #: Why an item cannot be selected; the views turn these into sentences.
 BLOCK_NOT_ONLINE = "not_online"
@@ -138,6 +139,21 @@ def open_items_for_user(user_id: int, now: datetime) -> list[AgencyDebts]:
         group = groups.setdefault(debt.agency_id, AgencyDebts(agency=debt.agency, items=[]))
         group.items.extend(items_of_debt(debt, now))
     return [group for group in groups.values() if group.items]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A citizen's open items by agency, and how fresh each agency's data is."""
+
+    groups: list[AgencyDebts]
+    #: Per agency id: the refresh outcome (an error means the data shown is as of ``as_of``).
+    freshness: dict[int, RefreshOutcome]
+
+
+def dashboard_for_user(user_id: int, now: datetime) -> Dashboard:
+    """Refresh stale data from the agencies' ERPs (briefly), then list the open items."""
+    freshness = refresh_user_debts(user_id, now)
+    return Dashboard(groups=open_items_for_user(user_id, now), freshness=freshness)
 
 
 def find_user_items(user_id: int, keys: Iterable[str], now: datetime) -> dict[str, PayableItem]:

@@ -8,12 +8,14 @@ from flask_login import current_user, login_required
 from app.checkout.forms import SelectionForm
 from app.db import utcnow
 from app.debts import bp
-from app.debts.services import open_items_for_user
+from app.debts.services import dashboard_for_user
 
 
 @bp.get("/debts")
 @login_required
 def dashboard() -> str:
     """Every unpaid debt of the citizen's tax IDs, grouped by agency, with today's surcharge."""
-    groups = open_items_for_user(current_user.id, utcnow())
-    return render_template("debts/dashboard.html", groups=groups, form=SelectionForm())
+    dashboard = dashboard_for_user(current_user.id, utcnow())
+    return render_template(
+        "debts/dashboard.html", groups=dashboard.groups, freshness=dashboard.freshness, form=SelectionForm()
+    )

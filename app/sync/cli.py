@@ -1,14 +1,23 @@
-"""`flask erp sync`: pull every agency's ERP, with a progress bar on the terminal."""
+"""`flask erp ...`: sync agencies' ERPs (with a progress bar), check them, handle quarantine."""
 
 from __future__ import annotations
 
 import sys
 
 import click
-from tqdm import tqdm
 from flask.cli import with_appcontext
+from tqdm import tqdm
 
-from app.sync.services import agencies_to_sync, sync_agency
+from app.db import utcnow
+from app.sync.services import (
+    SyncBusy,
+    agencies_to_sync,
+    build_connector,
+    quarantined,
+    resolve_quarantined,
+    retry_quarantined,
+    sync_agency,
+)
 
 
 @click.group("erp", help="Work with the agencies' ERP systems.")
@@ -16,33 +25,100 @@ def erp_cli() -> None:
     """The `flask erp` command group."""
 
 
-@erp_cli.command("sync")
-@click.option("--agency", "codes", multiple=True, help="Agency code; repeat for several (default: all).")
-@with_appcontext
-def sync_command(codes: tuple[str, ...]) -> None:
-    """Copy the debts of each agency's ERP into the portal (a full sync, safe to repeat)."""
+def _agencies(codes: tuple[str, ...]):  # noqa: ANN202
     try:
         agencies = agencies_to_sync(codes)
     except LookupError as error:
         raise click.ClickException(str(error)) from None
     if not agencies:
         raise click.ClickException("There are no agencies yet: run `flask demo setup` first.")
+    return agencies
+
+
+@erp_cli.command("sync")
+@click.option("--agency", "codes", multiple=True, help="Agency code; repeat for several (default: all).")
+@click.option("--full", is_flag=True, help="Read everything and close debts the ERP no longer lists.")
+@with_appcontext
+def sync_command(codes: tuple[str, ...], full: bool) -> None:
+    """Copy the debts of each agency's ERP into the portal (incremental when the ERP allows it)."""
+    rows = []
     failed = 0
-    for agency in agencies:
+    for agency in _agencies(codes):
         # tqdm rather than click.progressbar: an ERP stream has no known length, and tqdm shows
         # a running count and rate instead of an empty bar.
-        with tqdm(desc=f"{agency.code:<18}", unit=" records", file=sys.stderr, leave=True) as bar:
+        with tqdm(desc=f"{agency.code:<18}", unit=" records", file=sys.stderr, leave=False) as bar:
             try:
-                result = sync_agency(agency, progress=bar.update)
-            except ConnectionError as error:
+                run = sync_agency(agency, full=full or agency.synced_until is None, progress=bar.update)
+            except SyncBusy as error:
                 failed += 1
-                click.secho(f"{agency.code}: the ERP could not be reached: {error}", fg="red", err=True)
+                click.secho(str(error), fg="yellow", err=True)
                 continue
-        click.echo(
-            f"{agency.code}: {result.created} new, {result.updated} updated, "
-            f"{result.unchanged} unchanged, {result.rejected} skipped"
-        )
-        for problem in result.problems[:10]:
-            click.echo(f"  skipped: {problem}")
+            except Exception as error:  # the run is recorded as failed; tell the operator why
+                failed += 1
+                click.secho(f"{agency.code}: the sync failed: {error}", fg="red", err=True)
+                continue
+        rows.append(
+            (agency.code, run.kind, run.created, run.updated, run.unchanged, run.closed,
+             run.quarantined, run.flagged, f"{run.duration_seconds or 0:.1f}")
+        )  # fmt: skip
+    headers = ("agency", "kind", "new", "updated", "unchanged", "closed", "quarantined", "flagged", "seconds")
+    widths = [max(len(str(value)) for value in column) for column in zip(headers, *rows, strict=False)]
+    for line in (headers, *rows):
+        click.echo("  ".join(str(value).rjust(width) for value, width in zip(line, widths, strict=True)))
     if failed:
-        raise click.ClickException(f"{failed} agency sync(s) failed; the others completed.")
+        raise click.ClickException(f"{failed} agency sync(s) did not complete; the others did.")
+
+
+@erp_cli.command("check")
+@click.option("--agency", "codes", multiple=True, help="Agency code; repeat for several (default: all).")
+@with_appcontext
+def check_command(codes: tuple[str, ...]) -> None:
+    """Check that each agency's ERP can be reached."""
+    bad = 0
+    for agency in _agencies(codes):
+        try:
+            build_connector(agency).check()
+            click.echo(f"{agency.code}: reachable")
+        except (ConnectionError, ValueError, OSError) as error:
+            bad += 1
+            click.secho(f"{agency.code}: NOT reachable: {error}", fg="red")
+    if bad:
+        raise click.ClickException(f"{bad} ERP(s) cannot be reached.")
+
+
+@erp_cli.group("quarantine", help="Records the sync could not take.")
+def quarantine_cli() -> None:
+    """The `flask erp quarantine` command group."""
+
+
+@quarantine_cli.command("list")
+@click.option("--agency", "code", default=None, help="Only this agency.")
+@click.option("--limit", default=50, show_default=True)
+@with_appcontext
+def quarantine_list(code: str | None, limit: int) -> None:
+    """List open quarantined records with their reasons."""
+    agency_id = _agencies((code,))[0].id if code else None
+    records = quarantined(agency_id, limit=limit)
+    if not records:
+        click.echo("No quarantined records.")
+    for record in records:
+        click.echo(f"#{record.id}  {record.external_id or '-'}  {record.reason}")
+        click.echo(f"      raw: {record.raw[:200]}")
+
+
+@quarantine_cli.command("retry")
+@click.option("--agency", "code", required=True, help="The agency whose records to retry.")
+@with_appcontext
+def quarantine_retry(code: str) -> None:
+    """Pull the agency's ERP again; records it has fixed come in, others are quarantined anew."""
+    agency = _agencies((code,))[0]
+    run = retry_quarantined(agency, utcnow())
+    click.echo(f"{agency.code}: {run.created} new, {run.updated} updated, {run.quarantined} still quarantined")
+
+
+@quarantine_cli.command("dismiss")
+@click.argument("record_ids", nargs=-1, type=int, required=True)
+@with_appcontext
+def quarantine_dismiss(record_ids: tuple[int, ...]) -> None:
+    """Dismiss quarantined records that need no action."""
+    click.echo(f"{resolve_quarantined(record_ids, 'dismissed', utcnow())} record(s) dismissed.")

@@ -1,0 +1,149 @@
+"""`flask worker` (scheduled syncs and outbox delivery) and `flask outbox list|retry`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from types import FrameType
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from app.agencies.models import Agency
+from app.db import utcnow
+from app.extensions import db
+from app.outbox.models import OUTBOX_STATUSES
+from app.outbox.services import OutboxError, deliver_due, list_messages, retry_message
+from app.sync.services import run_due_syncs
+
+log = logging.getLogger("civicpay.worker")
+
+
+class _StopSignal:
+    """SIGTERM/SIGINT ask the worker to stop after the message in hand; a second one forces it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopSignal:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+
+    def _handle(self, number: int, _frame: FrameType | None) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt  # asked twice: stop now, mid-message if need be
+        log.info("%s received: stopping after the current message", signal.Signals(number).name)
+        self.event.set()
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Run one tick and exit (for cron or tests).")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+    help="Seconds to wait between ticks.",
+)  # fmt: skip
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=20, show_default=True,
+    help="Most outbox messages delivered per tick.",
+)  # fmt: skip
+@with_appcontext
+def worker_command(once: bool, interval: float, batch: int) -> None:
+    """Run scheduled ERP syncs and deliver outbox messages, tick after tick, until stopped.
+
+    All state lives in the database, so a restarted worker carries on where the last one stopped.
+    Several workers may run at once on PostgreSQL (they skip each other's locked messages); on
+    SQLite run one.
+    """
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    failed_ticks = 0
+    with _StopSignal() as stop:
+        log.info("worker %s started (interval %.1f s, batch %d)", name, interval, batch)
+        while not stop.event.is_set():
+            started = time.monotonic()
+            try:
+                _tick(name, batch, stop.event)
+            except Exception:  # noqa: BLE001 - a worker outlives a bad tick (database restart...)
+                failed_ticks += 1
+                log.exception("worker %s: the tick failed; trying again next tick", name)
+            finally:
+                db.session.remove()  # give the connection back between ticks
+            if once:
+                break
+            stop.event.wait(max(0.0, interval - (time.monotonic() - started)))
+        log.info("worker %s stopped", name)
+    if once and failed_ticks:
+        raise click.ClickException("The tick failed; see the log above.")
+
+
+def _tick(name: str, batch: int, stop: threading.Event) -> None:
+    """One round: the syncs that are due, then up to ``batch`` outbox messages."""
+    synced = run_due_syncs(utcnow())
+    report = deliver_due(limit=batch, worker=name, should_stop=stop.is_set)
+    if synced or report.handled:
+        click.echo(
+            f"{utcnow():%Y-%m-%d %H:%M:%S} UTC  syncs run: {len(synced)}; "
+            f"outbox: {report}"
+        )
+
+
+@click.group("outbox", help="Look at and retry the messages waiting to be delivered.")
+def outbox_cli() -> None:
+    """The `flask outbox` command group."""
+
+
+@outbox_cli.command("list")
+@click.option("--status", type=click.Choice(OUTBOX_STATUSES), help="Only messages of this status.")
+@click.option("--agency", "agency_code", help="Only messages for this agency (its code).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@with_appcontext
+def list_command(status: str | None, agency_code: str | None, limit: int) -> None:
+    """Show the newest outbox messages as a table."""
+    agency_id = None
+    if agency_code:
+        agency_id = db.session.scalar(select(Agency.id).where(Agency.code == agency_code))
+        if agency_id is None:
+            raise click.ClickException(f"There is no agency with the code {agency_code}.")
+    messages = list_messages(status=status, agency_id=agency_id, limit=limit)
+    if not messages:
+        click.echo("No outbox messages match.")
+        return
+    codes = dict(db.session.execute(select(Agency.id, Agency.code)).tuples().all())
+    rows = [
+        (
+            str(message.id),
+            message.status,
+            codes.get(message.agency_id, "-") if message.agency_id else "-",
+            str(message.attempts),
+            f"{message.next_attempt_at:%Y-%m-%d %H:%M:%S}" if message.status == "pending" else "-",
+            message.key,
+            (message.last_error or "")[:60],
+        )
+        for message in messages
+    ]
+    header = ("ID", "STATUS", "AGENCY", "ATTEMPTS", "NEXT ATTEMPT (UTC)", "KEY", "LAST ERROR")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@outbox_cli.command("retry")
+@click.argument("message_id", type=int)
+@with_appcontext
+def retry_command(message_id: int) -> None:
+    """Queue a dead message again, due now (its attempt count is kept)."""
+    try:
+        message = retry_message(message_id, utcnow())
+    except (LookupError, OutboxError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Outbox message {message.id} ({message.key}) will be delivered by the next worker tick.")

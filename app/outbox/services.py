@@ -1,0 +1,318 @@
+"""The transactional outbox: enqueue with the state change, deliver later, until acknowledged.
+
+"Exactly once" on the ERP's books is at-least-once delivery plus an idempotent acknowledgement:
+
+* a message is written in the same transaction as its cause (a confirmed payment), so it exists
+  if and only if the payment does;
+* ``deliver_due`` takes one message at a time in its own transaction, row-locked with
+  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several workers never hold the same message, calls
+  the ERP, records the outcome and commits;
+* a worker that dies after the ERP recorded a line but before our commit leaves the message
+  pending, and the next attempt sends that line again. The ERP acknowledges by ``line_id`` and
+  treats a repeat as already done, so the repeat is harmless: each line is booked once.
+
+SQLite has no row locks (``with_for_update`` compiles to nothing there): run a single worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.agencies.models import Agency
+from app.db import utcnow
+from app.extensions import db
+from app.outbox.models import OutboxMessage
+from app.payments.models import Payment
+from app.sync.services import build_connector
+from erp_connectors.base import AckRejected, PaymentAck, payment_ack_from_dict, payment_ack_to_dict
+
+log = logging.getLogger("civicpay.outbox")
+
+TOPIC_ERP_PAYMENT_ACK = "erp_payment_ack"
+
+#: The first retry waits this long; each further one twice as long as the one before.
+FIRST_RETRY_DELAY = timedelta(seconds=30)
+#: No retry waits longer than this.
+LONGEST_RETRY_DELAY = timedelta(hours=1)
+#: Each delay is spread by up to this fraction either way, so a crowd of messages that failed
+#: together (the ERP went down) does not come back in one burst.
+RETRY_JITTER = 0.10
+DEFAULT_MAX_ATTEMPTS = 12
+
+#: Which status may follow which; anything else is a programming error.
+_TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"pending", "delivered", "dead"}),
+    "dead": frozenset({"pending"}),
+    "delivered": frozenset(),
+}
+
+_LONGEST_ERROR = 500
+#: user:password@ in a URL, in case an error message quotes one.
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+class OutboxError(Exception):
+    """An outbox operation that is not allowed; the message is a sentence for an operator."""
+
+
+@dataclass
+class DeliveryReport:
+    """What one ``deliver_due`` call did."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    @property
+    def handled(self) -> int:
+        """Messages taken in this call, whatever their outcome."""
+        return self.delivered + self.retried + self.dead
+
+    def __str__(self) -> str:
+        return f"{self.delivered} delivered, {self.retried} to retry, {self.dead} dead"
+
+
+class _Transient(Exception):
+    """A failure worth another try later."""
+
+
+class _Permanent(Exception):
+    """A failure no retry will cure."""
+
+
+def _set_status(message: OutboxMessage, status: str) -> None:
+    """The one place a message changes status."""
+    if status not in _TRANSITIONS.get(message.status, frozenset()):
+        raise OutboxError(f"Outbox message {message.id} is {message.status}; it cannot become {status}.")
+    message.status = status
+
+
+def enqueue(
+    *, topic: str, key: str, payload: dict[str, Any], agency_id: int | None, now: datetime
+) -> OutboxMessage | None:
+    """Add a message to the caller's transaction; None if a message with this key already exists.
+
+    The caller commits. The unique index on ``key`` is the last guard should two transactions
+    race past the check; callers that matter (``confirm_payment``) already hold a row lock.
+    """
+    if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
+        return None
+    message = OutboxMessage(
+        topic=topic,
+        key=key,
+        payload=payload,
+        agency_id=agency_id,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    db.session.add(message)
+    return message
+
+
+def enqueue_payment_acks(payment: Payment) -> list[OutboxMessage]:
+    """One ERP acknowledgement message per agency the payment paid; call before its commit."""
+    if payment.completed_at is None:
+        raise ValueError(f"Payment {payment.reference} has no completion time; it cannot be acknowledged yet.")
+    lines_by_agency: dict[int, list[dict[str, Any]]] = {}
+    agencies: dict[int, Agency] = {}
+    for line in payment.lines:
+        agencies[line.agency_id] = line.agency
+        ack = PaymentAck(
+            line_id=f"{payment.reference}:{line.id}",
+            payment_reference=payment.reference,
+            external_id=line.debt.external_id,
+            installment_number=line.installment.number if line.installment is not None else None,
+            principal_minor=line.principal_minor,
+            surcharge_minor=line.surcharge_minor,
+            currency=payment.currency,
+            paid_at=payment.completed_at,
+        )
+        lines_by_agency.setdefault(line.agency_id, []).append(payment_ack_to_dict(ack))
+    messages = []
+    for agency_id, lines in lines_by_agency.items():
+        message = enqueue(
+            topic=TOPIC_ERP_PAYMENT_ACK,
+            key=f"{TOPIC_ERP_PAYMENT_ACK}:{payment.reference}:{agencies[agency_id].code}",
+            payload={
+                "payment_reference": payment.reference,
+                "paid_at": payment.completed_at.isoformat(),
+                "lines": lines,
+            },
+            agency_id=agency_id,
+            now=payment.completed_at,
+        )
+        if message is not None:
+            messages.append(message)
+    return messages
+
+
+def retry_delay(attempts: int, jitter: float | None = None) -> timedelta:
+    """How long to wait after the given number of failed attempts: 30 s doubling, at most 1 h, ±10 %.
+
+    ``jitter`` (in -1..1) fixes the spread for tests; by default it is random.
+    """
+    if attempts < 1:
+        raise ValueError(f"A retry follows at least one failed attempt, not {attempts}.")
+    base = min(FIRST_RETRY_DELAY * 2 ** min(attempts - 1, 30), LONGEST_RETRY_DELAY)
+    spread = random.uniform(-1.0, 1.0) if jitter is None else jitter
+    return base * (1 + RETRY_JITTER * spread)
+
+
+def _max_attempts() -> int:
+    return int(current_app.config.get("OUTBOX_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+
+
+def _next_due(now: datetime) -> OutboxMessage | None:
+    """Lock and return the oldest due message nobody else holds."""
+    statement = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return db.session.scalars(statement).first()
+
+
+def deliver_due(
+    limit: int = 20,
+    now: datetime | None = None,
+    worker: str = "",
+    should_stop: Callable[[], bool] | None = None,
+) -> DeliveryReport:
+    """Deliver up to ``limit`` due messages, one transaction each; returns the counts.
+
+    ``now`` fixes the clock (tests); by default each message is taken at the current time.
+    ``should_stop`` is asked before each message, so a stopping worker finishes the one in hand.
+    """
+    report = DeliveryReport()
+    connectors: dict[int, Any] = {}
+    while report.handled < limit and not (should_stop and should_stop()):
+        moment = now or utcnow()
+        message = _next_due(moment)
+        if message is None:
+            db.session.rollback()  # end the read-only transaction; nothing is due
+            break
+        try:
+            _deliver(message, connectors)
+        except _Permanent as error:
+            _set_status(message, "dead")
+            message.attempts += 1
+            message.last_error = _clean(str(error))
+            report.dead += 1
+            log.error("%soutbox message %s (%s) is dead: %s", _who(worker), message.id, message.key, error)
+        except _Transient as error:
+            _record_failure(message, str(error), moment, report, worker)
+        else:
+            _set_status(message, "delivered")
+            message.attempts += 1
+            message.delivered_at = utcnow()
+            message.last_error = None
+            report.delivered += 1
+            log.info("%soutbox message %s (%s) delivered", _who(worker), message.id, message.key)
+        db.session.commit()
+    return report
+
+
+def _who(worker: str) -> str:
+    return f"{worker}: " if worker else ""
+
+
+def _record_failure(
+    message: OutboxMessage, reason: str, now: datetime, report: DeliveryReport, worker: str
+) -> None:
+    message.attempts += 1
+    maximum = _max_attempts()
+    if message.attempts >= maximum:
+        _set_status(message, "dead")
+        message.last_error = _clean(f"Gave up after {message.attempts} attempts. Last: {reason}")
+        report.dead += 1
+        log.error("%soutbox message %s (%s) is dead after %d attempts: %s",
+                  _who(worker), message.id, message.key, message.attempts, reason)  # fmt: skip
+        return
+    _set_status(message, "pending")
+    message.next_attempt_at = now + retry_delay(message.attempts)
+    message.last_error = _clean(f"Attempt {message.attempts} of {maximum} failed: {reason}")
+    report.retried += 1
+    log.warning("%soutbox message %s (%s) will be retried at %s: %s",
+                _who(worker), message.id, message.key, message.next_attempt_at.isoformat(), reason)  # fmt: skip
+
+
+def _clean(text: str) -> str:
+    """An error for the table and the operator: no URL credentials, not a novel."""
+    text = _URL_CREDENTIALS.sub("", " ".join(text.split()))
+    return text if len(text) <= _LONGEST_ERROR else text[: _LONGEST_ERROR - 1] + "…"
+
+
+def _deliver(message: OutboxMessage, connectors: dict[int, Any]) -> None:
+    """Carry out one message; raises _Transient or _Permanent when it did not go through."""
+    if message.topic != TOPIC_ERP_PAYMENT_ACK:
+        raise _Permanent(f"No handler delivers messages of topic {message.topic!r}.")
+    agency = db.session.get(Agency, message.agency_id) if message.agency_id is not None else None
+    if agency is None:
+        raise _Permanent("The message names no agency, so there is no ERP to tell.")
+    try:
+        acks = [payment_ack_from_dict(line) for line in message.payload.get("lines", [])]
+    except (KeyError, TypeError, ValueError) as error:
+        raise _Permanent(f"The stored acknowledgement cannot be read: {error}") from None
+    try:
+        connector = connectors.get(agency.id)
+        if connector is None:
+            connector = connectors[agency.id] = build_connector(agency)
+        for ack in acks:
+            # One line at a time: the ERP is idempotent by line_id, so after a failure halfway
+            # the next attempt repeats the lines already booked and the ERP ignores them.
+            connector.acknowledge(ack)
+    except AckRejected as error:
+        raise _Permanent(f"The ERP of {agency.code} refused the acknowledgement: {error.reason}") from None
+    except ConnectionError as error:
+        raise _Transient(f"The ERP of {agency.code} could not be reached: {error}") from None
+    except Exception as error:  # noqa: BLE001 - a bug or an unexpected answer: retry, but shout
+        log.exception("unexpected failure delivering outbox message %s (%s)", message.id, message.key)
+        connectors.pop(agency.id, None)  # a fresh connector next time, in case it is the culprit
+        raise _Transient(
+            f"An unexpected {type(error).__name__} happened while telling the ERP of {agency.code}; "
+            "see the worker's log."
+        ) from None
+
+
+def retry_message(message_id: int, now: datetime) -> OutboxMessage:
+    """Put a dead (or waiting) message back in the queue, due now; its attempt count is kept."""
+    message = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
+    ).first()
+    if message is None:
+        db.session.rollback()
+        raise LookupError(f"There is no outbox message {message_id}.")
+    if message.status == "delivered":
+        db.session.rollback()
+        raise OutboxError(f"Outbox message {message_id} was already delivered; there is nothing to retry.")
+    _set_status(message, "pending")
+    message.next_attempt_at = now
+    db.session.commit()
+    log.info("outbox message %s (%s) queued again by hand", message.id, message.key)
+    return message
+
+
+def list_messages(
+    status: str | None = None, agency_id: int | None = None, limit: int = 50
+) -> list[OutboxMessage]:
+    """The newest messages, optionally of one status and one agency."""
+    statement = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if status is not None:
+        statement = statement.where(OutboxMessage.status == status)
+    if agency_id is not None:
+        statement = statement.where(OutboxMessage.agency_id == agency_id)
+    return list(db.session.scalars(statement))
