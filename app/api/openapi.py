@@ -196,7 +196,10 @@ def _error(description: str) -> dict[str, Any]:
 _RESPONSES: dict[str, Any] = {
     "BadRequest": _error("The body is not JSON, or not shaped like a PushRequest (e.g. a close with an unknown reason)."),
     "Unauthorized": _error("The bearer token is missing, unknown or revoked."),
-    "PayloadTooLarge": _error("More upserts and closes than one push may hold; split the batch."),
+    "PayloadTooLarge": _error(
+        "More upserts and closes than one push may hold (API_MAX_BATCH), or a body over API_MAX_BODY_BYTES; "
+        "split the batch."
+    ),
     "UnsupportedMediaType": _error("The body was not sent as application/json."),
     "TooManyRequests": _error("This token sent too many requests; wait and try again."),
 }

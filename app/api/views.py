@@ -22,6 +22,10 @@ from app.extensions import limiter
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger("civicpay.api")
 
+#: Bytes a pushed body may hold unless API_MAX_BODY_BYTES says otherwise: room for a full batch
+#: of records with long descriptions and installments, far from what would strain memory.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
 #: Error codes of the JSON error body, by HTTP status, for errors raised outside our own checks.
 _ERRORS = {
     400: ("bad_request", "The request could not be read."),
@@ -91,6 +95,12 @@ def push_debts_view() -> Response:
         return error_response(401, *_ERRORS[401])
     if request.mimetype != "application/json":
         return error_response(415, *_ERRORS[415])
+    max_bytes = current_app.config.get("API_MAX_BODY_BYTES", MAX_BODY_BYTES)
+    if request.content_length is not None and request.content_length > max_bytes:
+        # Refused before reading: a body this size is not a batch, and would only fill memory.
+        return error_response(
+            413, "body_too_large", f"The body may be at most {max_bytes} bytes; split the batch into smaller pushes."
+        )
     body = request.get_json(silent=True)
     if body is None:
         return error_response(400, "invalid_json", "The body is not valid JSON.")

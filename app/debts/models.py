@@ -33,9 +33,6 @@ class Debtor(Base):
     #: National tax ID without the country prefix (Greek AFM: 9 digits).
     tax_id: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
-    #: Contact details the agency's ERP holds (used to prove a tax ID is one's own).
-    email: Mapped[str | None] = mapped_column(String(254))
-    phone: Mapped[str | None] = mapped_column(String(32))
 
 
 class Debt(Base):
@@ -72,6 +69,10 @@ class Debt(Base):
     rf_reference: Mapped[str] = mapped_column(String(25))
     status: Mapped[str] = mapped_column(String(16), default="open")
     vehicle_plate: Mapped[str | None] = mapped_column(String(16))
+    #: The debtor's e-mail and phone as this agency's ERP holds them; kept per agency on the debt
+    #: because debtors are shared across agencies and one agency must not rewrite another's.
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
     #: The payment holding this debt while a card charge is under way (null when free).
     pending_payment_id: Mapped[int | None] = mapped_column(
         ForeignKey("payments.id"), index=True

@@ -118,7 +118,7 @@ def list_command(status: str | None, agency_code: str | None, limit: int) -> Non
     if not messages:
         click.echo("No outbox messages match.")
         return
-    codes = dict(db.session.execute(select(Agency.id, Agency.code)).tuples().all())
+    codes = {agency_id: code for agency_id, code in db.session.execute(select(Agency.id, Agency.code))}
     rows = [
         (
             str(message.id),

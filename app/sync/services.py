@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from app.agencies.models import Agency
@@ -153,10 +153,10 @@ def _debt_values(record: DebtRecord, agency: Agency, debtor_id: int) -> dict[str
         "currency": record.currency,
         "principal_minor": record.principal_minor,
         "due_date": record.due_date,
-        "rf_reference": normalise_rf(record.rf_reference)
-        if record.rf_reference
-        else rf_for_debt(agency.code, record.external_id),
+        "rf_reference": _reference_of(record, agency),
         "vehicle_plate": record.vehicle_plate,
+        "contact_email": record.contact_email,
+        "contact_phone": record.contact_phone,
     }
 
 
@@ -285,10 +285,6 @@ def _debtor_ids(records: list[DebtRecord]) -> dict[tuple[str, str], int]:
             db.session.add(debtor)
             found[key] = debtor
         debtor.name = record.debtor_name
-        if record.contact_email:
-            debtor.email = record.contact_email
-        if record.contact_phone:
-            debtor.phone = record.contact_phone
     db.session.flush()
     return {key: debtor.id for key, debtor in found.items()}
 
@@ -319,6 +315,7 @@ def _apply_batch(
         in_batch.add(item.external_id)
         good.append((index, item))
 
+    good = _refuse_reused_references(agency, state, good, results)
     existing = {
         debt.external_id: debt
         for debt in db.session.scalars(
@@ -361,8 +358,10 @@ def _apply_batch(
         results.append(RecordResult(index, record.external_id, outcome, reason))
 
     if new_rows:
+        # Core (not ORM-enabled) insert: one multi-row INSERT ... RETURNING per 1000 rows.
+        table = Debt.__table__
         inserted = db.session.execute(
-            insert(Debt).returning(Debt.id, Debt.external_id), [values for _, _, values in new_rows]
+            table.insert().returning(table.c.id, table.c.external_id), [values for _, _, values in new_rows]
         ).all()
         ids = {external_id: debt_id for debt_id, external_id in inserted}
         installments = []
@@ -384,11 +383,46 @@ def _apply_batch(
                     }
                 )
         if installments:
-            db.session.execute(insert(Installment), installments)
+            db.session.execute(Installment.__table__.insert(), installments)
     run.heartbeat_at = utcnow()
     db.session.commit()
     results.sort(key=lambda result: result.index)
     return results
+
+
+def _reference_of(record: DebtRecord, agency: Agency) -> str:
+    return normalise_rf(record.rf_reference) if record.rf_reference else rf_for_debt(agency.code, record.external_id)
+
+
+def _refuse_reused_references(
+    agency: Agency, state: _RunState, good: list[tuple[int, DebtRecord]], results: list[RecordResult]
+) -> list[tuple[int, DebtRecord]]:
+    """Quarantine records whose RF reference another debt of the agency already carries.
+
+    A payment code must name exactly one debt; the database enforces it, and without this check
+    one reused code would fail the whole batch instead of one record.
+    """
+    wanted = {_reference_of(record, agency): record.external_id for _, record in good}
+    owners = dict(
+        db.session.execute(
+            select(Debt.rf_reference, Debt.external_id).where(
+                Debt.agency_id == agency.id, Debt.rf_reference.in_(list(wanted))
+            )
+        ).all()
+    ) if wanted else {}
+    kept: list[tuple[int, DebtRecord]] = []
+    claimed: dict[str, str] = {}
+    for index, record in good:
+        reference = _reference_of(record, agency)
+        owner = owners.get(reference, claimed.get(reference))
+        if owner is not None and owner != record.external_id:
+            reason = f"The RF reference {reference} already belongs to debt {owner}; a payment code must name one debt."
+            _quarantine(agency, state, record.external_id, reason, record_to_dict(record))
+            results.append(RecordResult(index, record.external_id, "quarantined", reason))
+            continue
+        claimed[reference] = record.external_id
+        kept.append((index, record))
+    return kept
 
 
 def _erp_status(record: DebtRecord) -> tuple[str, str | None]:
@@ -450,7 +484,15 @@ def _merge_installments(debt: Debt, record: DebtRecord) -> None:
 
 
 def _close_vanished(agency: Agency, state: _RunState, now: datetime) -> None:
-    """After a complete full export: open debts the ERP no longer lists are closed (or flagged)."""
+    """After a complete full export: open debts the ERP no longer lists are closed (or flagged).
+
+    An export that named no debt at all (an empty drop folder, a file with a broken header) is
+    far likelier a fault than a municipality whose every debt vanished: then nothing is closed.
+    """
+    if not any(state.seen):
+        if state.run.created + state.run.updated + state.run.unchanged == 0:
+            state.run.error = "The ERP export held no valid debt, so no debt was closed as vanished."
+            return
     last_id = 0
     while True:
         rows = db.session.execute(

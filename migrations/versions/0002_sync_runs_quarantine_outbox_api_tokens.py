@@ -1,4 +1,4 @@
-"""Sync runs, quarantined records, debtor refresh times, the outbox, API tokens; debt close reasons.
+"""Sync runs, quarantined records, debtor refresh times, the outbox, API tokens; debt close reasons and contacts.
 
 Revision ID: 0002
 Revises: 0001
@@ -117,11 +117,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('synced_until', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('last_full_sync_at', sa.DateTime(), nullable=True))
 
-    with op.batch_alter_table('debtors', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('email', sa.String(length=254), nullable=True))
-        batch_op.add_column(sa.Column('phone', sa.String(length=32), nullable=True))
-
     with op.batch_alter_table('debts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('contact_email', sa.String(length=254), nullable=True))
+        batch_op.add_column(sa.Column('contact_phone', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('content_hash', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('closed_reason', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('closed_at', sa.DateTime(), nullable=True))
@@ -135,10 +133,8 @@ def downgrade() -> None:
         batch_op.drop_column('closed_at')
         batch_op.drop_column('closed_reason')
         batch_op.drop_column('content_hash')
-
-    with op.batch_alter_table('debtors', schema=None) as batch_op:
-        batch_op.drop_column('phone')
-        batch_op.drop_column('email')
+        batch_op.drop_column('contact_phone')
+        batch_op.drop_column('contact_email')
 
     with op.batch_alter_table('agencies', schema=None) as batch_op:
         batch_op.drop_column('last_full_sync_at')
