@@ -7,17 +7,21 @@ import pickle
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from erp_connectors.base import (
+    AckRejected,
     DebtRecord,
     ERPConnector,
     InstallmentRecord,
+    PaymentAck,
     RecordError,
+    payment_ack_from_dict,
+    payment_ack_to_dict,
     record_from_dict,
     record_to_dict,
     validate_record,
@@ -173,23 +177,117 @@ def test_unreadable_payload_becomes_record_error_with_raw(breakage: Any, expecte
     assert caught.value.raw is raw
 
 
-def test_connector_protocol_needs_both_methods() -> None:
+def test_connector_protocol_needs_every_member() -> None:
     class OnlyStreams:
-        def iter_debts(self) -> Any:
+        def iter_debts(self, changed_since: datetime | None = None) -> Any:
             return iter(())
 
-    class Complete(OnlyStreams):
         def check(self) -> None:
+            return None
+
+    class Complete(OnlyStreams):
+        supports_changed_since = False
+
+        def fetch_debtor(self, tax_country: str, tax_id: str) -> list[Any]:
+            return []
+
+        def acknowledge(self, ack: PaymentAck) -> None:
             return None
 
     assert not isinstance(OnlyStreams(), ERPConnector)
     assert isinstance(Complete(), ERPConnector)
 
 
+def test_updated_at_round_trips_and_old_payloads_still_read() -> None:
+    athens = timezone(timedelta(hours=2))
+    record = make_record(updated_at=datetime(2026, 2, 27, 8, 30, tzinfo=athens))
+    payload = json.loads(json.dumps(record_to_dict(record)))
+    assert payload["updated_at"] == "2026-02-27T08:30:00+02:00"
+    assert record_from_dict(payload) == record
+    del payload["updated_at"]
+    assert record_from_dict(payload).updated_at is None
+
+
+def test_a_naive_update_time_is_a_problem() -> None:
+    problems = validate_record(make_record(updated_at=datetime(2026, 2, 27, 8, 30)))
+    assert problems == ["The update time datetime.datetime(2026, 2, 27, 8, 30) is not a timezone-aware date and time."]
+    raw = record_to_dict(make_record())
+    raw["updated_at"] = "2026-02-27T08:30:00"
+    with pytest.raises(RecordError, match="'updated_at' should be a date and time with its offset"):
+        record_from_dict(raw)
+
+
+def make_ack(**changes: Any) -> PaymentAck:
+    """A payment line for make_record()'s debt."""
+    ack = PaymentAck(
+        line_id="CP-7KQ2-M9XA-3F:12",
+        payment_reference="CP-7KQ2-M9XA-3F",
+        external_id="EC-2026-000123",
+        installment_number=None,
+        principal_minor=14_640,
+        surcharge_minor=1_288,
+        currency="EUR",
+        paid_at=datetime(2026, 3, 2, 9, 15, tzinfo=UTC),
+    )
+    return replace(ack, **changes)
+
+
+@pytest.mark.parametrize("ack", [make_ack(), make_ack(installment_number=2, surcharge_minor=0)])
+def test_payment_ack_round_trips_through_json(ack: PaymentAck) -> None:
+    payload = json.loads(json.dumps(payment_ack_to_dict(ack)))
+    assert payload["paid_at"] == "2026-03-02T09:15:00+00:00"
+    assert payment_ack_from_dict(payload) == ack
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"line_id": " "}, "needs a line id"),
+        ({"principal_minor": 0}, "principal 0 is not a positive whole number"),
+        ({"principal_minor": 146.40}, "principal 146.4 is not a positive whole number"),
+        ({"surcharge_minor": -1}, "surcharge -1 is not a whole number >= 0"),
+        ({"installment_number": 0}, "installment number 0 is not a number from 1 up"),
+        ({"currency": "euro"}, "not an ISO 4217 code"),
+        ({"paid_at": datetime(2026, 3, 2, 9, 15)}, "must be a timezone-aware datetime"),
+    ],
+)
+def test_payment_ack_refuses_what_an_erp_would_misread(changes: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        make_ack(**changes)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (lambda raw: raw.pop("line_id"), "'line_id' is missing"),
+        (lambda raw: raw.update(paid_at="2026-03-02 09:15"), "'paid_at' should be a date and time with its offset"),
+        (lambda raw: raw.pop("paid_at"), "'paid_at' is missing"),
+        (lambda raw: raw.update(installment_number="2"), "'installment_number' should be a whole number"),
+        (lambda raw: raw.update(principal_minor="146.40"), "'principal_minor' should be a whole number"),
+        (lambda raw: raw.update(principal_minor=-5), "principal -5 is not a positive whole number"),
+    ],
+)
+def test_unreadable_ack_payload_is_a_value_error_with_a_sentence(breakage: Any, expected: str) -> None:
+    raw = payment_ack_to_dict(make_ack())
+    breakage(raw)
+    with pytest.raises(ValueError, match=expected) as caught:
+        payment_ack_from_dict(raw)
+    assert str(caught.value).startswith("The payment acknowledgement cannot be read: The ")
+    with pytest.raises(ValueError, match="not a JSON object"):
+        payment_ack_from_dict(["not", "an", "object"])  # type: ignore[arg-type]
+
+
+def test_ack_rejected_carries_its_reason_across_processes() -> None:
+    error = AckRejected("The ERP has no debt with the id EC-2026-999999.")
+    assert str(error) == error.reason == "The ERP has no debt with the id EC-2026-999999."
+    assert pickle.loads(pickle.dumps(error)).reason == error.reason
+
+
 def test_connectors_never_import_the_app_or_flask() -> None:
     # A fresh interpreter, because this test process may have imported Flask for other tests.
     script = (
-        "import sys, erp_connectors, erp_connectors.base, erp_connectors.demo;"
+        "import sys, erp_connectors, erp_connectors.base, erp_connectors.demo, erp_connectors.rest,"
+        " erp_connectors.demo_server, erp_connectors.registry;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('app', 'flask')))"
     )
     result = subprocess.run(
