@@ -59,3 +59,28 @@ def test_sync_before_setup_says_what_to_do(app: Flask, db_session: None) -> None
     result = app.test_cli_runner().invoke(args=["erp", "sync"])
     assert result.exit_code != 0
     assert "flask demo setup" in result.output
+
+
+def test_configure_points_an_agency_at_a_rest_erp(app: Flask, db_session: None, tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from erp_connectors.demo_server import DemoERPServer
+
+    runner = app.test_cli_runner()
+    runner.invoke(args=["demo", "setup"])
+    with DemoERPServer("mountvalley", debtors=3) as server:
+        config = tmp_path / "erp.json"
+        config.write_text(json.dumps({"type": "rest", "options": {"base_url": server.url}}))
+        result = runner.invoke(args=["erp", "configure", "--agency", "mountvalley", "--connector", str(config), "--interval", "15"])
+        assert result.exit_code == 0, result.output
+        synced = runner.invoke(args=["erp", "sync", "--agency", "mountvalley"])
+        assert synced.exit_code == 0, synced.output
+        assert table(synced.output)["mountvalley"]["new"] > 0
+    agency = db.session.scalars(select(Agency).where(Agency.code == "mountvalley")).one()
+    assert (agency.connector["type"], agency.sync_interval_minutes) == ("rest", 15)
+    down = tmp_path / "down.json"
+    down.write_text(json.dumps({"type": "rest", "options": {"base_url": "http://127.0.0.1:9", "retries": 0}}))
+    refused = runner.invoke(args=["erp", "configure", "--agency", "mountvalley", "--connector", str(down)])
+    assert refused.exit_code != 0 and "Nothing was saved" in refused.output
+    db.session.expire_all()
+    assert db.session.get(Agency, agency.id).connector["options"]["base_url"] == server.url

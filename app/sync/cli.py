@@ -122,3 +122,31 @@ def quarantine_retry(code: str) -> None:
 def quarantine_dismiss(record_ids: tuple[int, ...]) -> None:
     """Dismiss quarantined records that need no action."""
     click.echo(f"{resolve_quarantined(record_ids, 'dismissed', utcnow())} record(s) dismissed.")
+
+
+@erp_cli.command("configure")
+@click.option("--agency", "code", required=True, help="The agency to configure.")
+@click.option("--connector", "path", type=click.Path(exists=True, dir_okay=False), help="JSON file: {\"type\": ..., \"options\": {...}}.")
+@click.option("--interval", type=int, default=None, help="Minutes between scheduled syncs run by `flask worker` (0: none).")
+@click.option("--skip-check", is_flag=True, help="Save even if the ERP cannot be reached now.")
+@with_appcontext
+def configure_command(code: str, path: str | None, interval: int | None, skip_check: bool) -> None:
+    """Point an agency at its ERP (a new ERP is configuration, not code)."""
+    import json
+
+    from app.sync.services import configure_agency_connector
+
+    agency = _agencies((code,))[0]
+    config = None
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                config = json.load(handle)
+        except ValueError as error:
+            raise click.ClickException(f"{path} is not valid JSON: {error}") from None
+    try:
+        configure_agency_connector(agency, config, interval, check=not skip_check)
+    except (ValueError, ConnectionError) as error:
+        raise click.ClickException(f"Nothing was saved: {error}") from None
+    click.echo(f"{agency.code}: connector {agency.connector.get('type', 'demo')}, "
+               f"scheduled every {agency.sync_interval_minutes or 'never'} minutes")  # fmt: skip

@@ -723,6 +723,28 @@ def retry_quarantined(agency: Agency, now: datetime, connector: ERPConnector | N
     return sync_agency(agency, connector, full=True, now=now)
 
 
+def configure_agency_connector(
+    agency: Agency, config: Mapping[str, Any] | None, interval_minutes: int | None, *, check: bool = True
+) -> Agency:
+    """Set the agency's connector and/or sync interval; the connector is built (and checked) first."""
+    if config is not None:
+        if not isinstance(config, Mapping) or not isinstance(config.get("options", {}), Mapping):
+            raise ValueError('The connector configuration must look like {"type": "rest", "options": {...}}.')
+        if config.get("type") != PUSH_ONLY:
+            from erp_connectors.registry import build_connector as build
+
+            connector = build(agency.code, config)
+            if check:
+                connector.check()
+        agency.connector = dict(config)
+    if interval_minutes is not None:
+        if interval_minutes < 0:
+            raise ValueError("The sync interval cannot be negative.")
+        agency.sync_interval_minutes = interval_minutes or None
+    db.session.commit()
+    return agency
+
+
 def agencies_to_sync(codes: Iterable[str] = ()) -> list[Agency]:
     """The agencies named (or all), in code order; unknown codes raise LookupError."""
     agencies = list(db.session.scalars(select(Agency).order_by(Agency.code)))
