@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from types import FrameType
+from typing import Self
 
 import click
 from flask.cli import with_appcontext
@@ -31,7 +32,7 @@ class _StopSignal:
         self.event = threading.Event()
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> _StopSignal:
+    def __enter__(self) -> Self:
         for number in (signal.SIGTERM, signal.SIGINT):
             self._previous[number] = signal.signal(number, self._handle)
         return self
@@ -73,7 +74,7 @@ def worker_command(once: bool, interval: float, batch: int) -> None:
             started = time.monotonic()
             try:
                 _tick(name, batch, stop.event)
-            except Exception:  # noqa: BLE001 - a worker outlives a bad tick (database restart...)
+            except Exception:  # noqa: BLE001 - a worker outlives a bad tick (a database restart, say)
                 failed_ticks += 1
                 log.exception("worker %s: the tick failed; trying again next tick", name)
             finally:
@@ -91,10 +92,7 @@ def _tick(name: str, batch: int, stop: threading.Event) -> None:
     synced = run_due_syncs(utcnow())
     report = deliver_due(limit=batch, worker=name, should_stop=stop.is_set)
     if synced or report.handled:
-        click.echo(
-            f"{utcnow():%Y-%m-%d %H:%M:%S} UTC  syncs run: {len(synced)}; "
-            f"outbox: {report}"
-        )
+        click.echo(f"{utcnow():%Y-%m-%d %H:%M:%S} UTC  syncs run: {len(synced)}; outbox: {report}")
 
 
 @click.group("outbox", help="Look at and retry the messages waiting to be delivered.")

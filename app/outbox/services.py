@@ -33,7 +33,13 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.payments.models import Payment
 from app.sync.services import build_connector
-from erp_connectors.base import AckRejected, PaymentAck, payment_ack_from_dict, payment_ack_to_dict
+from erp_connectors.base import (
+    AckRejected,
+    ERPConnector,
+    PaymentAck,
+    payment_ack_from_dict,
+    payment_ack_to_dict,
+)
 
 log = logging.getLogger("civicpay.outbox")
 
@@ -173,8 +179,8 @@ def _max_attempts() -> int:
     return int(current_app.config.get("OUTBOX_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
 
 
-def _next_due(now: datetime) -> OutboxMessage | None:
-    """Lock and return the oldest due message nobody else holds."""
+def _next_due(now: datetime, skip_agencies: set[int]) -> OutboxMessage | None:
+    """Lock and return the oldest due message nobody else holds, of an agency not to be skipped."""
     statement = (
         select(OutboxMessage)
         .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
@@ -183,6 +189,10 @@ def _next_due(now: datetime) -> OutboxMessage | None:
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
+    if skip_agencies:
+        statement = statement.where(
+            OutboxMessage.agency_id.is_(None) | OutboxMessage.agency_id.not_in(skip_agencies)
+        )
     return db.session.scalars(statement).first()
 
 
@@ -196,33 +206,44 @@ def deliver_due(
 
     ``now`` fixes the clock (tests); by default each message is taken at the current time.
     ``should_stop`` is asked before each message, so a stopping worker finishes the one in hand.
+    Once an agency's ERP fails, its other messages wait for the next call: a down ERP costs one
+    timeout per call, not one per message, and never holds up the other agencies.
     """
     report = DeliveryReport()
-    connectors: dict[int, Any] = {}
-    while report.handled < limit and not (should_stop and should_stop()):
-        moment = now or utcnow()
-        message = _next_due(moment)
-        if message is None:
-            db.session.rollback()  # end the read-only transaction; nothing is due
-            break
-        try:
-            _deliver(message, connectors)
-        except _Permanent as error:
-            _set_status(message, "dead")
-            message.attempts += 1
-            message.last_error = _clean(str(error))
-            report.dead += 1
-            log.error("%soutbox message %s (%s) is dead: %s", _who(worker), message.id, message.key, error)
-        except _Transient as error:
-            _record_failure(message, str(error), moment, report, worker)
-        else:
-            _set_status(message, "delivered")
-            message.attempts += 1
-            message.delivered_at = utcnow()
-            message.last_error = None
-            report.delivered += 1
-            log.info("%soutbox message %s (%s) delivered", _who(worker), message.id, message.key)
-        db.session.commit()
+    connectors: dict[int, ERPConnector] = {}
+    failing_agencies: set[int] = set()
+    try:
+        while report.handled < limit and not (should_stop and should_stop()):
+            moment = now or utcnow()
+            message = _next_due(moment, failing_agencies)
+            if message is None:
+                db.session.rollback()  # end the read-only transaction; nothing is due
+                break
+            try:
+                _deliver(message, connectors)
+            except _Permanent as error:
+                _set_status(message, "dead")
+                message.attempts += 1
+                message.last_error = _clean(str(error))
+                report.dead += 1
+                log.error("%soutbox message %s (%s) is dead: %s", _who(worker), message.id, message.key, error)
+            except _Transient as error:
+                _record_failure(message, str(error), moment, report, worker)
+                if message.agency_id is not None:
+                    failing_agencies.add(message.agency_id)
+            else:
+                _set_status(message, "delivered")
+                message.attempts += 1
+                message.delivered_at = utcnow()
+                message.last_error = None
+                report.delivered += 1
+                log.info("%soutbox message %s (%s) delivered", _who(worker), message.id, message.key)
+            db.session.commit()
+    finally:
+        for connector in connectors.values():
+            close = getattr(connector, "close", None)  # the REST connector pools connections
+            if close is not None:
+                close()
     return report
 
 
@@ -256,7 +277,7 @@ def _clean(text: str) -> str:
     return text if len(text) <= _LONGEST_ERROR else text[: _LONGEST_ERROR - 1] + "…"
 
 
-def _deliver(message: OutboxMessage, connectors: dict[int, Any]) -> None:
+def _deliver(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
     """Carry out one message; raises _Transient or _Permanent when it did not go through."""
     if message.topic != TOPIC_ERP_PAYMENT_ACK:
         raise _Permanent(f"No handler delivers messages of topic {message.topic!r}.")
@@ -281,7 +302,9 @@ def _deliver(message: OutboxMessage, connectors: dict[int, Any]) -> None:
         raise _Transient(f"The ERP of {agency.code} could not be reached: {error}") from None
     except Exception as error:  # noqa: BLE001 - a bug or an unexpected answer: retry, but shout
         log.exception("unexpected failure delivering outbox message %s (%s)", message.id, message.key)
-        connectors.pop(agency.id, None)  # a fresh connector next time, in case it is the culprit
+        broken = connectors.pop(agency.id, None)  # a fresh connector next time, in case it is the culprit
+        if broken is not None and hasattr(broken, "close"):
+            broken.close()
         raise _Transient(
             f"An unexpected {type(error).__name__} happened while telling the ERP of {agency.code}; "
             "see the worker's log."

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from app.agencies.models import Agency
 from app.db import utcnow
@@ -292,41 +293,69 @@ def _debtor_ids(records: list[DebtRecord]) -> dict[tuple[str, str], int]:
 def _apply_batch(
     agency: Agency, state: _RunState, items: list[tuple[int, DebtRecord | RecordError]], now: datetime
 ) -> list[RecordResult]:
-    """Apply one batch in one transaction; returns one result per item."""
+    """Apply one batch in one transaction; returns one result per item.
+
+    The common case, a record the ERP sends again unchanged, costs its hash and a share of one
+    indexed query: it was validated when first applied, so it is not validated again.
+    """
     run = state.run
     results: list[RecordResult] = []
-    good: list[tuple[int, DebtRecord]] = []
-    in_batch: set[str] = set()
+    records: list[tuple[int, DebtRecord, str]] = []
     for index, item in items:
         if isinstance(item, RecordError):
             raw = item.raw
             external_id = raw.get("external_id") if isinstance(raw, Mapping) else None
-            _quarantine(agency, state, external_id if isinstance(external_id, str) else None, item.reason, raw)
-            results.append(RecordResult(index, external_id if isinstance(external_id, str) else None, "quarantined", item.reason))
+            external_id = external_id if isinstance(external_id, str) else None
+            _quarantine(agency, state, external_id, item.reason, raw)
+            results.append(RecordResult(index, external_id, "quarantined", item.reason))
+        else:
+            records.append((index, item, content_hash(item)))
+
+    # A debt closed as vanished that the ERP lists again must reopen even if its content is the same.
+    known = {
+        external_id: (debt_id, digest if closed_reason != "vanished" else None)
+        for debt_id, external_id, digest, closed_reason in db.session.execute(
+            select(Debt.id, Debt.external_id, Debt.content_hash, Debt.closed_reason).where(
+                Debt.agency_id == agency.id, Debt.external_id.in_({record.external_id for _, record, _ in records})
+            )
+        )
+    } if records else {}
+    good: list[tuple[int, DebtRecord, str]] = []
+    in_batch: set[str] = set()
+    for index, record, digest in records:
+        found = known.get(record.external_id)
+        twice = record.external_id in in_batch or (found is not None and state.was_seen(found[0]))
+        if twice:
+            reason = f"The external id {record.external_id} appears twice in one sync."
+            _quarantine(agency, state, record.external_id, reason, record_to_dict(record))
+            results.append(RecordResult(index, record.external_id, "quarantined", reason))
             continue
-        problems = _record_problems(item, agency)
-        if item.external_id in in_batch:
-            problems.append(f"The external id {item.external_id} appears twice in one sync.")
+        in_batch.add(record.external_id)
+        if found is not None and found[1] == digest:
+            state.mark(found[0])
+            run.unchanged += 1
+            results.append(RecordResult(index, record.external_id, "unchanged"))
+            continue
+        problems = _record_problems(record, agency)
         if problems:
             reason = " ".join(problems)
-            _quarantine(agency, state, item.external_id, reason, record_to_dict(item))
-            results.append(RecordResult(index, item.external_id, "quarantined", reason))
+            _quarantine(agency, state, record.external_id, reason, record_to_dict(record))
+            results.append(RecordResult(index, record.external_id, "quarantined", reason))
             continue
-        in_batch.add(item.external_id)
-        good.append((index, item))
+        good.append((index, record, digest))
 
     good = _refuse_reused_references(agency, state, good, results)
+    to_update = [known[record.external_id][0] for _, record, _ in good if record.external_id in known]
     existing = {
         debt.external_id: debt
         for debt in db.session.scalars(
-            select(Debt).where(Debt.agency_id == agency.id, Debt.external_id.in_([r.external_id for _, r in good]))
+            select(Debt).where(Debt.id.in_(to_update)).options(selectinload(Debt.installments))
         )
-    } if good else {}
-    debtor_ids = _debtor_ids([record for _, record in good])
+    } if to_update else {}
+    debtor_ids = _debtor_ids([record for _, record, _ in good])
     new_rows: list[tuple[int, DebtRecord, dict[str, Any]]] = []
-    for index, record in good:
+    for index, record, digest in good:
         debt = existing.get(record.external_id)
-        digest = content_hash(record)
         if debt is None:
             values = _debt_values(record, agency, debtor_ids[(record.tax_country, record.tax_id)])
             status, reason = _erp_status(record)
@@ -342,15 +371,7 @@ def _apply_batch(
             )
             new_rows.append((index, record, values))
             continue
-        if not state.mark(debt.id):
-            reason = f"The external id {record.external_id} appears twice in one sync."
-            _quarantine(agency, state, record.external_id, reason, record_to_dict(record))
-            results.append(RecordResult(index, record.external_id, "quarantined", reason))
-            continue
-        if debt.content_hash == digest:
-            run.unchanged += 1
-            results.append(RecordResult(index, record.external_id, "unchanged"))
-            continue
+        state.mark(debt.id)
         outcome, reason = _update_debt(debt, record, agency, debtor_ids[(record.tax_country, record.tax_id)], now)
         debt.content_hash = digest
         debt.synced_at = now
@@ -395,14 +416,15 @@ def _reference_of(record: DebtRecord, agency: Agency) -> str:
 
 
 def _refuse_reused_references(
-    agency: Agency, state: _RunState, good: list[tuple[int, DebtRecord]], results: list[RecordResult]
-) -> list[tuple[int, DebtRecord]]:
+    agency: Agency, state: _RunState, good: list[tuple[int, DebtRecord, str]], results: list[RecordResult]
+) -> list[tuple[int, DebtRecord, str]]:
     """Quarantine records whose RF reference another debt of the agency already carries.
 
     A payment code must name exactly one debt; the database enforces it, and without this check
     one reused code would fail the whole batch instead of one record.
     """
-    wanted = {_reference_of(record, agency): record.external_id for _, record in good}
+    references = {record.external_id: _reference_of(record, agency) for _, record, _ in good}
+    wanted = {reference: external_id for external_id, reference in references.items()}
     owners = dict(
         db.session.execute(
             select(Debt.rf_reference, Debt.external_id).where(
@@ -410,10 +432,10 @@ def _refuse_reused_references(
             )
         ).all()
     ) if wanted else {}
-    kept: list[tuple[int, DebtRecord]] = []
+    kept: list[tuple[int, DebtRecord, str]] = []
     claimed: dict[str, str] = {}
-    for index, record in good:
-        reference = _reference_of(record, agency)
+    for index, record, digest in good:
+        reference = references[record.external_id]
         owner = owners.get(reference, claimed.get(reference))
         if owner is not None and owner != record.external_id:
             reason = f"The RF reference {reference} already belongs to debt {owner}; a payment code must name one debt."
@@ -421,7 +443,7 @@ def _refuse_reused_references(
             results.append(RecordResult(index, record.external_id, "quarantined", reason))
             continue
         claimed[reference] = record.external_id
-        kept.append((index, record))
+        kept.append((index, record, digest))
     return kept
 
 

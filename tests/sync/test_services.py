@@ -162,6 +162,16 @@ def test_full_sync_closes_vanished_debts_incremental_does_not(db_session: None) 
     assert db.session.scalar(select(func.count()).select_from(Debt)) == 2  # never deleted
 
 
+def test_a_vanished_debt_that_comes_back_reopens(db_session: None) -> None:
+    agency = AgencyFactory()
+    sync_agency(agency, ListConnector([record("A-1"), record("A-2")]), now=NOW)
+    sync_agency(agency, ListConnector([record("A-1")]), now=NOW + timedelta(hours=1))
+    assert debt(agency.id, "A-2").closed_reason == "vanished"
+    sync_agency(agency, ListConnector([record("A-1"), record("A-2")]), now=NOW + timedelta(hours=2))
+    row = debt(agency.id, "A-2")
+    assert (row.status, row.closed_reason, row.closed_at) == ("open", None, None)
+
+
 def test_incremental_asks_from_the_last_sync_with_an_overlap(db_session: None) -> None:
     agency = AgencyFactory()
     sync_agency(agency, ListConnector([record()]), now=NOW)
