@@ -12,6 +12,7 @@ instead of being closed from under the payment.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import json
 import logging
@@ -136,11 +137,10 @@ def _record_problems(record: DebtRecord, agency: Agency) -> list[str]:
     problems = list(validate_record(record))
     if record.currency != agency.currency:
         problems.append(f"The currency {record.currency} is not the agency's currency {agency.currency}.")
-    if record.rf_reference:
-        try:
-            normalise_rf(record.rf_reference)
-        except InvalidReference as error:
-            problems.append(str(error))
+    try:
+        _reference_of(record, agency)
+    except InvalidReference as error:
+        problems.append(str(error))
     return problems
 
 
@@ -381,10 +381,14 @@ def _apply_batch(
     if new_rows:
         # Core (not ORM-enabled) insert: one multi-row INSERT ... RETURNING per 1000 rows.
         table = Debt.__table__
-        inserted = db.session.execute(
-            table.insert().returning(table.c.id, table.c.external_id), [values for _, _, values in new_rows]
-        ).all()
-        ids = {external_id: debt_id for debt_id, external_id in inserted}
+        db.session.execute(table.insert(), [values for _, _, values in new_rows])
+        ids = dict(
+            db.session.execute(
+                select(Debt.external_id, Debt.id).where(
+                    Debt.agency_id == agency.id, Debt.external_id.in_([record.external_id for _, record, _ in new_rows])
+                )
+            ).all()
+        )
         installments = []
         for index, record, _values in new_rows:
             debt_id = ids[record.external_id]
@@ -411,8 +415,14 @@ def _apply_batch(
     return results
 
 
+@functools.lru_cache(maxsize=65_536)
+def _cached_reference(agency_code: str, rf_reference: str | None, external_id: str) -> str:
+    # Validating an RF is the costliest step per record; a batch asks for each one three times.
+    return normalise_rf(rf_reference) if rf_reference else rf_for_debt(agency_code, external_id)
+
+
 def _reference_of(record: DebtRecord, agency: Agency) -> str:
-    return normalise_rf(record.rf_reference) if record.rf_reference else rf_for_debt(agency.code, record.external_id)
+    return _cached_reference(agency.code, record.rf_reference, record.external_id)
 
 
 def _refuse_reused_references(
