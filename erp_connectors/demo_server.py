@@ -258,6 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # Keep-alive, so that a client crawling thousands of pages does not open a connection per page.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, each answer then waits
+    # ~40 ms for a delayed ACK (measured: 17 → 85 ack requests/s over loopback when turned off).
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def do_GET(self) -> None:

@@ -680,16 +680,17 @@ def refresh_user_debts(user_id: int, now: datetime, timeout: float = 2.0) -> dic
     """Refresh, where stale, each proven tax ID of the user at each agency that holds its debts."""
     from app.accounts.models import TaxIdLink
 
+    # DISTINCT over ids only: PostgreSQL cannot compare the agency's JSON columns.
     pairs = db.session.execute(
-        select(Agency, Debtor.country, Debtor.tax_id)
-        .join(Debt, Debt.agency_id == Agency.id)
+        select(Debt.agency_id, Debtor.country, Debtor.tax_id)
         .join(Debtor, Debt.debtor_id == Debtor.id)
         .join(TaxIdLink, (TaxIdLink.country == Debtor.country) & (TaxIdLink.tax_id == Debtor.tax_id))
         .where(TaxIdLink.user_id == user_id, TaxIdLink.verified_at.is_not(None))
         .distinct()
     ).all()
     outcomes: dict[int, RefreshOutcome] = {}
-    for agency, country, tax_id in pairs:
+    for agency_id, country, tax_id in pairs:
+        agency = db.session.get(Agency, agency_id)
         outcome = refresh_debtor(agency, country, tax_id, now, timeout=timeout)
         previous = outcomes.get(agency.id)
         if previous is None or outcome.error or outcome.changed:
