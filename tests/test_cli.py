@@ -84,3 +84,33 @@ def test_configure_points_an_agency_at_a_rest_erp(app: Flask, db_session: None, 
     assert refused.exit_code != 0 and "Nothing was saved" in refused.output
     db.session.expire_all()
     assert db.session.get(Agency, agency.id).connector["options"]["base_url"] == server.url
+
+
+def test_check_and_quarantine_commands(app: Flask, db_session: None, tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from app.sync.models import QuarantinedRecord
+
+    runner = app.test_cli_runner()
+    runner.invoke(args=["demo", "setup"])
+    assert "eastcoast: reachable" in runner.invoke(args=["erp", "check"]).output
+    # An export with one bad row, through the file connector.
+    export = tmp_path / "export.jsonl"
+    good = {"external_id": "F-1", "tax_id": "147382606", "tax_country": "GR", "debtor_name": "M", "category": "certified",
+            "kind": "property_fee", "description": "Fee", "principal_minor": 1000, "paid_minor": 0, "currency": "EUR",
+            "due_date": "2026-01-31"}  # fmt: skip
+    export.write_text(json.dumps(good) + "\n" + json.dumps({**good, "external_id": "F-2", "principal_minor": -3}) + "\n")
+    config = tmp_path / "file.json"
+    config.write_text(json.dumps({"type": "file", "options": {"path": str(export), "format": "jsonl"}}))
+    assert runner.invoke(args=["erp", "configure", "--agency", "mountvalley", "--connector", str(config)]).exit_code == 0
+    synced = runner.invoke(args=["erp", "sync", "--agency", "mountvalley"])
+    assert table(synced.output)["mountvalley"]["quarantined"] == 1
+    listed = runner.invoke(args=["erp", "quarantine", "list", "--agency", "mountvalley"]).output
+    assert "F-2" in listed and "negative" in listed
+
+    export.write_text(json.dumps(good) + "\n" + json.dumps({**good, "external_id": "F-2", "principal_minor": 300}) + "\n")
+    retried = runner.invoke(args=["erp", "quarantine", "retry", "--agency", "mountvalley"])
+    assert "0 still quarantined" in retried.output, retried.output
+    statuses = db.session.scalars(select(QuarantinedRecord.status)).all()
+    assert statuses == ["retried"]
+    assert "No quarantined records." in runner.invoke(args=["erp", "quarantine", "list"]).output

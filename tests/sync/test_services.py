@@ -317,3 +317,17 @@ def test_refresh_gives_up_after_the_timeout_and_keeps_the_cache(db_session: None
     assert (outcome.refreshed, outcome.as_of) == (False, NOW)
     assert "in time" in outcome.error
     assert debt(agency.id, "A-1").principal_minor == 12000
+
+
+def test_scheduled_syncs_run_when_their_interval_has_passed(db_session: None) -> None:
+    from app.sync.services import run_due_syncs
+
+    due = AgencyFactory(code="eastcoast", connector={"type": "demo", "options": {"debtors": 1}}, sync_interval_minutes=15)
+    not_yet = AgencyFactory(code="mountvalley", connector={"type": "demo", "options": {"debtors": 1}}, sync_interval_minutes=15)
+    AgencyFactory(sync_interval_minutes=15)  # push-only: nothing to pull
+    AgencyFactory(code="eastcoast-water", connector={"type": "demo"})  # no schedule
+    due.synced_until = NOW - timedelta(minutes=20)
+    not_yet.synced_until = NOW - timedelta(minutes=5)
+    db.session.commit()
+    runs = run_due_syncs(NOW)
+    assert [(run.agency_id, run.kind, run.status) for run in runs] == [(due.id, "incremental", "succeeded")]
