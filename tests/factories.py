@@ -93,6 +93,7 @@ class UserFactory(_Base):
     password_hash = _PASSWORD_HASH
     full_name = factory.Sequence(lambda n: f"Citizen {n}")
     language = "en"
+    email_verified_at = factory.LazyFunction(utcnow)
 
 
 def link(user: User, debtor: Debtor, *, verified: bool = True) -> TaxIdLink:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -24,6 +24,16 @@ class User(UserMixin, Base):
     full_name: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(5), default="el")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the owner proved the e-mail address by the signed link; null until then.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: E.164, optional.
+    phone: Mapped[str | None] = mapped_column(String(32))
+    notify_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_sms: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Changes on every password change: signed reset links made before it stop working.
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set when the account was deleted: personal data is then pseudonymised, payments stay.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tax_ids: Mapped[list[TaxIdLink]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -43,5 +53,13 @@ class TaxIdLink(Base):
     #: When the proof succeeded; null while the claim is unproven.
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: How the claim was (or is being) proven: "email_code", "sms_code", "notice".
+    proof_method: Mapped[str | None] = mapped_column(String(16))
+    #: SHA-256 of the one-time code sent; never the code.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Too many wrong codes lock the claim until then.
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="tax_ids")

@@ -57,6 +57,7 @@ def ensure_user(
             password_hash=hash_password(password),
             full_name=full_name,
             language=language,
+            email_verified_at=utcnow(),  # demo accounts come verified
         )
         db.session.add(user)
     known = {(link.country, link.tax_id) for link in user.tax_ids}
