@@ -43,12 +43,14 @@ def configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions to this app."""
     from app.i18n import select_locale, select_timezone
+    from app.mail import init_mail
 
     db.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     login_manager.init_app(app)
+    init_mail(app)
     login_manager.session_protection = "strong"
     login_manager.login_view = "accounts.login"
     login_manager.login_message_category = "info"
@@ -74,6 +76,7 @@ def register_blueprints(app: Flask) -> None:
     from app.main.views import bp as main_bp
     from app.main.views import register_error_pages
     from app.payments.views import bp as payments_bp
+    from app.taxids.views import bp as taxids_bp
     from app.templating import register_template_helpers
 
     app.register_blueprint(main_bp)
@@ -81,6 +84,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(debts_bp)
     app.register_blueprint(checkout_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(taxids_bp)
     # The push API authenticates each request with a bearer token, not a cookie: no CSRF.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
