@@ -76,6 +76,7 @@ def register_blueprints(app: Flask) -> None:
     from app.main.views import bp as main_bp
     from app.main.views import register_error_pages
     from app.payments.views import bp as payments_bp
+    from app.receipts.views import bp as receipts_bp
     from app.taxids.views import bp as taxids_bp
     from app.templating import register_template_helpers
 
@@ -84,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(debts_bp)
     app.register_blueprint(checkout_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(receipts_bp)
     app.register_blueprint(taxids_bp)
     # The push API authenticates each request with a bearer token, not a cookie: no CSRF.
     csrf.exempt(api_bp)
