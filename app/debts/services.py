@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.accounts.models import TaxIdLink
 from app.agencies.models import Agency
 from app.debts.models import Debt, Debtor, Installment
-from app.domain.surcharges import SurchargeResult, compute_surcharge
+from app.domain.surcharges import SurchargeResult, add_months, compute_surcharge
 from app.extensions import db
 from app.sync.services import RefreshOutcome, refresh_user_debts
 
@@ -142,18 +142,99 @@ def open_items_for_user(user_id: int, now: datetime) -> list[AgencyDebts]:
 
 
 @dataclass(frozen=True)
+class Summary:
+    """The totals at the top of the dashboard, in one currency."""
+
+    currency: str
+    #: minor units due today across every listed item.
+    total_due_minor: int
+    overdue_count: int
+    #: minor units due today on overdue items.
+    overdue_minor: int
+    #: minor units of surcharge that paying everything today avoids, compared with a month later.
+    saved_by_paying_now_minor: int
+
+
+@dataclass(frozen=True)
 class Dashboard:
     """A citizen's open items by agency, and how fresh each agency's data is."""
 
     groups: list[AgencyDebts]
     #: Per agency id: the refresh outcome (an error means the data shown is as of ``as_of``).
     freshness: dict[int, RefreshOutcome]
+    #: Totals per currency (one entry for a single-currency portal).
+    summaries: list[Summary]
+    #: The (category, kind) choices the citizen's own debts offer for filtering.
+    categories: list[str]
+    kinds: list[str]
 
 
-def dashboard_for_user(user_id: int, now: datetime) -> Dashboard:
-    """Refresh stale data from the agencies' ERPs (briefly), then list the open items."""
+def surcharge_next_month(item: PayableItem, now: datetime) -> int:
+    """minor units of surcharge the item would carry if paid one month from today."""
+    later = add_months(agency_today(item.agency, now), 1)
+    return compute_surcharge(
+        item.agency.policy,
+        principal_minor=item.principal_minor,
+        due_date=item.due_date,
+        on=later,
+        category=item.debt.category,
+    ).amount_minor
+
+
+def summarise(groups: list[AgencyDebts], now: datetime) -> list[Summary]:
+    """Total due, overdue, and what paying today saves versus next month, per currency."""
+    by_currency: dict[str, list[PayableItem]] = {}
+    for group in groups:
+        for item in group.items:
+            by_currency.setdefault(item.debt.currency, []).append(item)
+    summaries = []
+    for currency, items in sorted(by_currency.items()):
+        overdue = [item for item in items if item.overdue]
+        summaries.append(
+            Summary(
+                currency=currency,
+                total_due_minor=sum(item.total_minor for item in items),
+                overdue_count=len(overdue),
+                overdue_minor=sum(item.total_minor for item in overdue),
+                saved_by_paying_now_minor=sum(
+                    surcharge_next_month(item, now) - item.surcharge.amount_minor for item in items
+                ),
+            )
+        )
+    return summaries
+
+
+def dashboard_for_user(
+    user_id: int, now: datetime, *, category: str | None = None, kind: str | None = None
+) -> Dashboard:
+    """Refresh stale data from the agencies' ERPs (briefly), then list the open items.
+
+    ``category`` and ``kind`` narrow the list (and the totals) to one category or kind.
+    """
     freshness = refresh_user_debts(user_id, now)
-    return Dashboard(groups=open_items_for_user(user_id, now), freshness=freshness)
+    groups = open_items_for_user(user_id, now)
+    categories = sorted({item.debt.category for group in groups for item in group.items})
+    kinds = sorted({item.debt.kind for group in groups for item in group.items})
+    if category or kind:
+        groups = [
+            AgencyDebts(
+                agency=group.agency,
+                items=[
+                    item
+                    for item in group.items
+                    if (not category or item.debt.category == category) and (not kind or item.debt.kind == kind)
+                ],
+            )
+            for group in groups
+        ]
+        groups = [group for group in groups if group.items]
+    return Dashboard(
+        groups=groups,
+        freshness=freshness,
+        summaries=summarise(groups, now),
+        categories=categories,
+        kinds=kinds,
+    )
 
 
 def find_user_items(user_id: int, keys: Iterable[str], now: datetime) -> dict[str, PayableItem]:

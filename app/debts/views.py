@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import render_template, request
 from flask_login import current_user, login_required
 
 from app.checkout.forms import SelectionForm
@@ -15,7 +15,15 @@ from app.debts.services import dashboard_for_user
 @login_required
 def dashboard() -> str:
     """Every unpaid debt of the citizen's tax IDs, grouped by agency, with today's surcharge."""
-    dashboard = dashboard_for_user(current_user.id, utcnow())
+    category = request.args.get("category") or None
+    kind = request.args.get("kind") or None
+    dashboard = dashboard_for_user(current_user.id, utcnow(), category=category, kind=kind)
     return render_template(
-        "debts/dashboard.html", groups=dashboard.groups, freshness=dashboard.freshness, form=SelectionForm()
+        "debts/dashboard.html",
+        dashboard=dashboard,
+        groups=dashboard.groups,
+        freshness=dashboard.freshness,
+        form=SelectionForm(),
+        chosen_category=category,
+        chosen_kind=kind,
     )

@@ -78,3 +78,36 @@ def test_categories_the_agency_keeps_offline_are_not_selectable(db_session: None
     [group] = open_items_for_user(user.id, datetime(2026, 3, 1, 10, tzinfo=UTC))
     blocked = {item.debt.description: item.blocked for item in group.items}
     assert blocked == {"Offline bill": BLOCK_NOT_ONLINE, "Online debt": None}
+
+
+def test_summary_totals_and_what_paying_today_saves(db_session: None) -> None:
+    from app.debts.services import dashboard_for_user
+
+    debtor, user = DebtorFactory(), UserFactory()
+    link(user, debtor)
+    DebtFactory(debtor=debtor, principal_minor=12000, due_date=date(2026, 1, 31))  # overdue
+    DebtFactory(debtor=debtor, principal_minor=5000, due_date=date(2026, 3, 20))  # due this month
+    DebtFactory(debtor=debtor, principal_minor=3000, due_date=date(2026, 6, 30), category="uncertified")
+    dashboard = dashboard_for_user(user.id, datetime(2026, 3, 1, 10, tzinfo=UTC))
+    [summary] = dashboard.summaries
+    # Today: 120 € × 2 months × 0.73 % = 1,75 €. On 1 April: 3 months → 2,63 € (+0,88), and the
+    # 50 € debt is then 12 days late → 1 month → 0,37 €; the uncertified bill never carries any.
+    assert (summary.total_due_minor, summary.overdue_count, summary.overdue_minor) == (12000 + 175 + 5000 + 3000, 1, 12175)
+    assert summary.saved_by_paying_now_minor == (263 - 175) + 37
+
+
+def test_dashboard_filters_by_category_and_kind(db_session: None) -> None:
+    from app.debts.services import dashboard_for_user
+
+    debtor, user = DebtorFactory(), UserFactory()
+    link(user, debtor)
+    DebtFactory(debtor=debtor, kind="water_bill", category="uncertified", description="Water")
+    DebtFactory(debtor=debtor, kind="traffic_fine", description="Fine")
+    now = datetime(2026, 3, 1, 10, tzinfo=UTC)
+    everything = dashboard_for_user(user.id, now)
+    assert (everything.categories, everything.kinds) == (["certified", "uncertified"], ["traffic_fine", "water_bill"])
+    fines = dashboard_for_user(user.id, now, kind="traffic_fine")
+    assert [item.debt.description for group in fines.groups for item in group.items] == ["Fine"]
+    assert fines.summaries[0].total_due_minor == 12000 + 175
+    bills = dashboard_for_user(user.id, now, category="uncertified")
+    assert [item.debt.description for group in bills.groups for item in group.items] == ["Water"]
