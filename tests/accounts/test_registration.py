@@ -184,10 +184,7 @@ def test_registering_creates_an_unconfirmed_account_and_sends_the_link(
 
 
 def test_the_confirmation_e_mail_speaks_the_chosen_language(client: FlaskClient, mailbox: SMTPServer) -> None:
-    """The visitor browses in English but chose Greek for the account: the e-mail is Greek.
-
-    Needs the Greek catalog to hold the accounts strings (/tmp/tr_accounts.json merged).
-    """
+    """The visitor browses in English but chose Greek for the account: the e-mail is Greek."""
     register(client, "maria.p@example.org", language="el", full_name="Μαρία Παπαδοπούλου")
     mail = mailbox.only("maria.p@example.org")
     assert mail.subject == "Επιβεβαιώστε τη διεύθυνση e-mail σας για το Civic Pay"
