@@ -64,10 +64,21 @@ def _claim(target: type[Debt] | type[Installment], row_id: int, paid: int, payme
 
 
 def start_payment(user_id: int, token: str, provider: CardProvider, now: datetime) -> Payment:
-    """Check the quote, claim each debt for a new pending payment, and commit before charging."""
+    """Check the user's quote, claim each debt for a new pending payment, commit before charging."""
     quote = get_user_quote(user_id, token)
     if quote is None:
         raise CheckoutError("unknown_quote")
+    return claim_quote(quote, provider_name=provider.name, channel="account", user_id=user_id, now=now)
+
+
+def claim_quote(
+    quote: Quote, *, provider_name: str, channel: str, user_id: int | None, now: datetime
+) -> Payment:
+    """Create a pending payment for an open quote and claim each of its debts, in one commit.
+
+    Raises CheckoutError("quote_used" | "quote_expired" | "taken"). Callers check that the
+    quote belongs to whoever is paying; this function trusts nothing else from them.
+    """
     if quote.status != "open":
         raise CheckoutError("quote_used")
     if quote.is_expired(now):
@@ -78,8 +89,8 @@ def start_payment(user_id: int, token: str, provider: CardProvider, now: datetim
         quote_id=quote.id,
         currency=quote.currency,
         amount_minor=quote.total_minor,
-        provider=provider.name,
-        channel="account",
+        provider=provider_name,
+        channel=channel,
         created_at=now,
         lines=[
             PaymentLine(
