@@ -79,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
     from app.receipts.views import bp as receipts_bp
     from app.taxids.views import bp as taxids_bp
     from app.templating import register_template_helpers
+    from app.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
@@ -89,6 +90,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(taxids_bp)
     # The push API authenticates each request with a bearer token, not a cookie: no CSRF.
     csrf.exempt(api_bp)
+    # Webhooks are signed by the provider (checked in the view), not sent from our pages: no CSRF.
+    csrf.exempt(webhooks_bp)
+    app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     register_error_pages(app)
     register_template_helpers(app)

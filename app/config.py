@@ -26,6 +26,19 @@ class BaseConfig:
     BABEL_DEFAULT_TIMEZONE = "Europe/Athens"
     #: Card provider used when an agency names none: "sandbox" takes test cards only.
     CARD_PROVIDER = "sandbox"
+    #: Stripe (CARD_PROVIDER = "stripe"): the platform account's keys. Each agency's charges go to
+    #: its own connected account when the agency has one (agencies.stripe_account). Secrets come
+    #: from the environment or instance/config.py, never from the repository.
+    STRIPE_SECRET_KEY: str | None = None
+    STRIPE_PUBLISHABLE_KEY: str | None = None
+    STRIPE_WEBHOOK_SECRET: str | None = None
+    #: Where the Stripe API and Stripe.js live; tests point both at localstripe.
+    STRIPE_API_BASE: str | None = None
+    STRIPE_JS_URL = "https://js.stripe.com/v3/"
+    #: Minutes after which the worker asks Stripe about a payment still pending (lost webhook,
+    #: closed browser), and after which an unfinished card entry is given up and its debts freed.
+    STRIPE_RECONCILE_AFTER_MINUTES = 10
+    STRIPE_ABANDON_AFTER_MINUTES = 60
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = True
@@ -112,6 +125,11 @@ ENVIRONMENT_SETTINGS = (
     "SECRET_KEY",
     "DATABASE_URL",
     "CARD_PROVIDER",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_PUBLISHABLE_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "STRIPE_JS_URL",
     "RATELIMIT_STORAGE_URI",
     "LOG_LEVEL",
     "BABEL_DEFAULT_LOCALE",

@@ -123,3 +123,23 @@ def client(app: Flask, db_session: None) -> FlaskClient:
     test_client = app.test_client()
     test_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     return test_client
+
+
+@pytest.fixture(scope="session")
+def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This worker's localstripe (tests/stripe_server.py), started on first use."""
+    from tests.stripe_server import localstripe_server
+
+    with localstripe_server(tmp_path_factory.mktemp("localstripe")) as url:
+        yield url
+
+
+@pytest.fixture()
+def stripe_app(app: Flask, localstripe_url: str) -> Iterator[Flask]:
+    """The app with CARD_PROVIDER = "stripe", pointed at localstripe, for one test."""
+    from tests.stripe_server import stripe_settings
+
+    saved = {key: app.config.get(key) for key in stripe_settings(localstripe_url)}
+    app.config.update(stripe_settings(localstripe_url))
+    yield app
+    app.config.update(saved)

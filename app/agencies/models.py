@@ -47,6 +47,9 @@ class Agency(Base):
     #: Start of the last successful full or incremental sync: the next incremental asks from here.
     synced_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Stripe connected account (acct_...) that receives this agency's card payments; null: the
+    #: platform account itself (a single-agency portal, or test mode).
+    stripe_account: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def name(self, language: str) -> str:

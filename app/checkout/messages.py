@@ -50,8 +50,23 @@ def decline_message(code: str | None) -> str:
         return gettext("The card was declined: not enough funds. Nothing was charged. Try another card.")
     if code == "expired_card":
         return gettext("The card was declined because it has expired. Nothing was charged. Try another card.")
+    if code == "authentication_failed":
+        return gettext(
+            "Your bank could not confirm that it is you (3-D Secure), so nothing was charged. Try again or use another card."
+        )
+    if code == "card_not_confirmed":
+        return gettext("The card details were not confirmed. Nothing was charged. Please enter the card again.")
+    if code == "abandoned":
+        return gettext("The payment was not completed in time. Nothing was charged.")
     if code == "test_mode_live_card":
         return gettext(
             "This is test mode: only the test cards listed on this page are accepted. Nothing was charged."
         )
     return gettext("The card was declined by the bank. Nothing was charged. Try again or use another card.")
+
+
+def unavailable_message() -> str:
+    """A sentence for when the card processor cannot be reached."""
+    return gettext(
+        "The card payment service is not answering right now. Nothing was charged. Please try again in a few minutes."
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.agencies.models import Agency
@@ -46,9 +46,15 @@ class Payment(Base):
     channel: Mapped[str] = mapped_column(String(16), default="account")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Stripe: the customer and the SetupIntent that collected the card (one card entry per payment).
+    provider_customer: Mapped[str | None] = mapped_column(String(100))
+    provider_setup: Mapped[str | None] = mapped_column(String(100))
 
     lines: Mapped[list[PaymentLine]] = relationship(
         back_populates="payment", order_by="PaymentLine.id", cascade="all, delete-orphan"
+    )
+    charges: Mapped[list[ProviderCharge]] = relationship(
+        back_populates="payment", order_by="ProviderCharge.id", cascade="all, delete-orphan"
     )
 
 
@@ -81,3 +87,52 @@ class PaymentLine(Base):
     agency: Mapped[Agency] = relationship()
     debt: Mapped[Debt] = relationship()
     installment: Mapped[Installment | None] = relationship()
+
+
+CHARGE_STATUSES = ("creating", "requires_action", "authorized", "captured", "failed", "canceled")
+
+
+class ProviderCharge(Base):
+    """One agency's share of a payment as charged at the provider (a Stripe PaymentIntent).
+
+    A basket across agencies is one card entry but one charge per agency, so each agency's money
+    and history stay its own. The row is written before the provider is called, so a retry finds it.
+    """
+
+    __tablename__ = "provider_charges"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(f"status IN {CHARGE_STATUSES!r}", name="status_known"),
+        UniqueConstraint("payment_id", "agency_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    #: minor units, > 0: the sum of this agency's lines of the payment.
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: The PaymentIntent id, once created; unique.
+    provider_reference: Mapped[str | None] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="creating")
+    #: The provider's decline or error code when the charge failed.
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    payment: Mapped[Payment] = relationship(back_populates="charges")
+    agency: Mapped[Agency] = relationship()
+
+
+class ProviderEvent(Base):
+    """A webhook event already processed (its id), so a repeated delivery changes nothing."""
+
+    __tablename__ = "provider_events"
+
+    #: The provider's event id, e.g. "evt_...".
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(100))
+    #: The agency whose endpoint received it.
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -224,6 +224,14 @@ def fail_payment(
     return payment
 
 
+def find_payment_for_quote(quote: Quote, reference: str, user_id: int | None) -> Payment | None:
+    """The payment with this receipt number made for this quote by this payer, or None."""
+    owner = Payment.user_id.is_(None) if user_id is None else Payment.user_id == user_id
+    return db.session.scalar(
+        select(Payment).where(Payment.reference == reference, Payment.quote_id == quote.id, owner)
+    )
+
+
 def payments_of_user(user_id: int) -> Sequence[Payment]:
     """The user's payments, newest first, with their lines."""
     statement = (

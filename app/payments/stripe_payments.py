@@ -1,0 +1,381 @@
+"""Paying by card through Stripe: one card entry, one authorised charge per agency, all or nothing.
+
+The flow (each step safe to repeat):
+
+1. ``begin_stripe_payment`` claims the quote's debts for a pending payment (committed first),
+   then creates a Stripe customer and a SetupIntent; the browser confirms the SetupIntent with the
+   card through Stripe.js, so card data never touches this server.
+2. ``authorize_stripe_payment`` attaches that card and, per agency, writes a charge row, creates a
+   PaymentIntent (manual capture; its id stored at once) and confirms it.
+3. ``settle_stripe_payment`` looks at every charge: when all are authorised it captures them and
+   records the payment as succeeded; when one failed it releases the others and records the
+   failure, freeing the debts; otherwise (3-D Secure pending) it waits. The browser's return, the
+   webhook and the worker's reconciler all call it, so whichever comes first finishes the job and
+   the others change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.agencies.models import Agency
+from app.checkout.models import Quote
+from app.db import utcnow
+from app.extensions import db
+from app.payments.models import Payment, ProviderCharge, ProviderEvent
+from app.payments.services import claim_quote, confirm_payment, fail_payment
+from app.payments.stripe_gateway import (
+    IntentState,
+    ProviderUnavailable,
+    StripeGateway,
+    payment_intent_params,
+)
+
+log = logging.getLogger("civicpay.payments.stripe")
+
+#: Stripe statuses of an intent that will not be charged without a new card.
+_FAILED = {"requires_payment_method", "canceled"}
+
+
+@dataclass(frozen=True)
+class CardStep:
+    """Where a Stripe payment stands, for the browser."""
+
+    #: "succeeded", "failed", "requires_action" (3-D Secure in the browser) or "pending".
+    status: str
+    payment: Payment
+    #: Client secrets of the PaymentIntents the browser must authenticate (3-D Secure).
+    action_secrets: list[str] = field(default_factory=list)
+    #: The failure code when failed (card_declined, insufficient_funds, authentication_failed ...).
+    failure_code: str | None = None
+
+
+@dataclass(frozen=True)
+class StripeStart:
+    """A pending payment and the SetupIntent secret the browser confirms with the card."""
+
+    payment: Payment
+    setup_client_secret: str
+
+
+def _pending_stripe_payment(quote: Quote) -> Payment | None:
+    return db.session.scalar(
+        select(Payment)
+        .where(Payment.quote_id == quote.id, Payment.status == "pending", Payment.provider == "stripe")
+        .order_by(Payment.id.desc())
+    )
+
+
+def begin_stripe_payment(
+    quote: Quote, *, user_id: int | None, channel: str, gateway: StripeGateway, now: datetime
+) -> StripeStart:
+    """Claim the quote's debts and open a SetupIntent; a repeat for the same quote reuses both."""
+    payment = _pending_stripe_payment(quote)
+    if payment is not None and payment.provider_setup and not payment.charges:
+        setup = gateway.retrieve_setup_intent(payment.provider_setup)
+        if setup.status != "succeeded" and setup.client_secret:
+            return StripeStart(payment, setup.client_secret)
+    if payment is not None and payment.charges:
+        # The card was already taken for this quote: finish that payment, never start a second.
+        raise PaymentInProgress(payment)
+    if payment is None:
+        payment = claim_quote(quote, provider_name="stripe", channel=channel, user_id=user_id, now=now)
+    try:
+        if payment.provider_customer is None:
+            payment.provider_customer = gateway.create_customer(payment.reference)
+            db.session.commit()
+        # A new key when a SetupIntent already exists, or Stripe would hand back the old one.
+        attempt = payment.provider_setup or "first"
+        setup = gateway.create_setup_intent(payment.provider_customer, payment.reference, attempt)
+    except ProviderUnavailable:
+        fail_payment(payment.id, provider_reference=None, reason="provider_unavailable", card_last4=None)
+        raise
+    payment.provider_setup = setup.id
+    db.session.commit()
+    assert setup.client_secret is not None
+    return StripeStart(payment, setup.client_secret)
+
+
+class PaymentInProgress(Exception):
+    """The quote already has a payment whose card was taken; it must be finished, not restarted."""
+
+    def __init__(self, payment: Payment) -> None:
+        super().__init__(payment.reference)
+        self.payment = payment
+
+
+def _locked(payment_id: int) -> Payment:
+    statement = (
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .options(selectinload(Payment.lines), selectinload(Payment.charges))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return db.session.scalars(statement).one()
+
+
+def _shares(payment: Payment) -> list[tuple[int, int]]:
+    """(agency id, minor units) of each agency's lines in the payment, by agency id."""
+    totals: dict[int, int] = {}
+    for line in payment.lines:
+        totals[line.agency_id] = totals.get(line.agency_id, 0) + line.amount_minor
+    return sorted(totals.items())
+
+
+def _apply(charge: ProviderCharge, state: IntentState) -> None:
+    """Mirror Stripe's status of the intent on our charge row."""
+    if state.amount != charge.amount_minor or state.currency != charge.currency:
+        # Never capture an amount we did not compute: treat it as a failure and release it.
+        charge.status = "failed"
+        charge.failure_code = "amount_mismatch"
+        return
+    if state.status == "requires_capture":
+        charge.status = "authorized"
+    elif state.status == "succeeded":
+        charge.status = "captured"
+    elif state.status == "requires_action":
+        charge.status = "requires_action"
+    elif state.status == "canceled":
+        charge.status = "canceled" if charge.status != "failed" else "failed"
+    elif state.status == "requires_payment_method" and (state.failure_code or charge.status != "creating"):
+        charge.status = "failed"
+        charge.failure_code = state.failure_code or charge.failure_code or "card_declined"
+
+
+def authorize_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardStep:
+    """After the browser confirmed the card: one authorised PaymentIntent per agency, then settle."""
+    payment = _locked(payment_id)
+    if payment.status != "pending" or payment.provider != "stripe" or not payment.provider_setup:
+        db.session.rollback()
+        return _step(payment_id)
+    setup = gateway.retrieve_setup_intent(payment.provider_setup)
+    if setup.status != "succeeded" or not setup.payment_method:
+        db.session.rollback()
+        return CardStep("failed", db.session.get(Payment, payment_id), failure_code="card_not_confirmed")
+    brand, last4 = gateway.attach_card(setup.payment_method, payment.provider_customer or "")
+    payment.card_brand, payment.card_last4 = brand, last4
+    existing = {charge.agency_id: charge for charge in payment.charges}
+    for agency_id, amount in _shares(payment):
+        if agency_id not in existing:
+            charge = ProviderCharge(agency_id=agency_id, amount_minor=amount, currency=payment.currency)
+            payment.charges.append(charge)
+            existing[agency_id] = charge
+    db.session.commit()  # the rows exist before Stripe hears of them: a retry finds them
+
+    for agency_id, _amount in _shares(payment):
+        charge = existing[agency_id]
+        if charge.status != "creating":
+            continue
+        agency = db.session.get(Agency, agency_id)
+        assert agency is not None
+        params = payment_intent_params(
+            amount_minor=charge.amount_minor,
+            currency=charge.currency,
+            customer=payment.provider_customer or "",
+            payment_method=setup.payment_method,
+            metadata={"payment": payment.reference, "agency": agency.code, "charge": str(charge.id)},
+            destination=agency.stripe_account,
+        )
+        if charge.provider_reference is None:
+            intent = gateway.create_payment_intent(params, idempotency_key=f"{payment.reference}:{agency.code}")
+            charge.provider_reference = intent.id
+            db.session.commit()
+        state = gateway.confirm_payment_intent(charge.provider_reference)
+        _apply(charge, state)
+        db.session.commit()
+        if charge.status == "failed":
+            break  # no point authorising the rest: the basket is paid whole or not at all
+    return settle_stripe_payment(payment_id, gateway)
+
+
+def settle_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardStep:
+    """Ask Stripe about every charge and finish the payment if it can be finished."""
+    payment = _locked(payment_id)
+    if payment.status != "pending":
+        db.session.rollback()
+        return _step(payment_id)
+    if not payment.charges:
+        db.session.rollback()
+        return CardStep("pending", payment)
+    for charge in payment.charges:
+        if charge.provider_reference and charge.status not in ("failed", "canceled", "captured"):
+            _apply(charge, gateway.retrieve_payment_intent(charge.provider_reference))
+    statuses = {charge.status for charge in payment.charges}
+    if statuses & {"failed", "canceled"}:
+        failure = next((c.failure_code for c in payment.charges if c.failure_code), None) or "card_declined"
+        for charge in payment.charges:
+            if charge.status in ("authorized", "requires_action") and charge.provider_reference:
+                _apply(charge, gateway.cancel_payment_intent(charge.provider_reference))
+                if charge.status != "failed":
+                    charge.status = "canceled"
+            elif charge.status == "creating":
+                charge.status = "canceled"
+        captured = [charge for charge in payment.charges if charge.status == "captured"]
+        if captured:
+            # Money was taken for part of the basket (only possible if a capture raced a failure):
+            # never lose it silently.
+            log.error("payment %s failed after %d captured charge(s): refund needed", payment.reference, len(captured))
+        db.session.flush()
+        failed = fail_payment(payment.id, provider_reference=None, reason=failure, card_last4=payment.card_last4)
+        return CardStep("failed", failed, failure_code=failure)
+    if statuses <= {"authorized", "captured"}:
+        for charge in payment.charges:
+            if charge.status == "authorized" and charge.provider_reference:
+                state = gateway.capture_payment_intent(
+                    charge.provider_reference, idempotency_key=f"{payment.reference}:{charge.agency_id}:capture"
+                )
+                _apply(charge, state)
+        db.session.flush()
+        if all(charge.status == "captured" for charge in payment.charges):
+            first = payment.charges[0].provider_reference or ""
+            confirmed = confirm_payment(
+                payment.id, provider_reference=first, card_brand=payment.card_brand, card_last4=payment.card_last4
+            )
+            return CardStep("succeeded", confirmed)
+        db.session.commit()
+        return CardStep("pending", payment)
+    secrets = []
+    for charge in payment.charges:
+        if charge.status == "requires_action" and charge.provider_reference:
+            secret = gateway.retrieve_payment_intent(charge.provider_reference).client_secret
+            if secret:
+                secrets.append(secret)
+    db.session.commit()
+    return CardStep("requires_action" if secrets else "pending", payment, action_secrets=secrets)
+
+
+def _step(payment_id: int) -> CardStep:
+    payment = db.session.get(Payment, payment_id)
+    assert payment is not None
+    if payment.status == "succeeded":
+        return CardStep("succeeded", payment)
+    if payment.status == "failed":
+        return CardStep("failed", payment, failure_code=payment.failure_reason)
+    return CardStep("pending", payment)
+
+
+def give_up_stripe_payment(payment_id: int, gateway: StripeGateway, reason: str = "abandoned") -> Payment:
+    """Cancel what Stripe holds for an unfinished payment and free its debts."""
+    payment = _locked(payment_id)
+    if payment.status != "pending":
+        db.session.rollback()
+        return payment
+    for charge in payment.charges:
+        if charge.provider_reference and charge.status in ("creating", "authorized", "requires_action"):
+            state = gateway.cancel_payment_intent(charge.provider_reference)
+            _apply(charge, state)
+            if charge.status != "captured":
+                charge.status = "canceled"
+        elif charge.status == "creating":
+            charge.status = "canceled"
+    db.session.flush()
+    return fail_payment(payment.id, provider_reference=None, reason=reason, card_last4=payment.card_last4)
+
+
+# -- webhooks -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    """What a webhook call did, for the response and the log."""
+
+    processed: bool
+    detail: str
+
+
+def handle_stripe_event(event: dict, agency: Agency, gateway: StripeGateway) -> WebhookOutcome:
+    """Process a verified event once: payment intent events settle the payment they belong to."""
+    event_id = event.get("id")
+    if not event_id:
+        return WebhookOutcome(False, "no event id")
+    if db.session.get(ProviderEvent, event_id) is not None:
+        db.session.rollback()
+        return WebhookOutcome(False, "already processed")
+    event_type = event.get("type", "")
+    detail = "ignored"
+    if event_type.startswith("payment_intent."):
+        intent = event.get("data", {}).get("object", {})
+        detail = _settle_for_intent(intent, agency, gateway)
+    db.session.add(ProviderEvent(id=event_id, provider="stripe", type=event_type, agency_id=agency.id))
+    db.session.commit()
+    return WebhookOutcome(True, detail)
+
+
+def _settle_for_intent(intent: dict, agency: Agency, gateway: StripeGateway) -> str:
+    metadata = intent.get("metadata") or {}
+    if metadata.get("agency") and metadata["agency"] != agency.code:
+        return "another agency's payment"
+    charge = db.session.scalar(select(ProviderCharge).where(ProviderCharge.provider_reference == intent.get("id")))
+    payment = None
+    if charge is not None:
+        payment = charge.payment
+    elif metadata.get("payment"):
+        # The event beat our own commit of the intent's id: find the payment by its reference.
+        payment = db.session.scalar(select(Payment).where(Payment.reference == metadata["payment"]))
+    if payment is None or payment.provider != "stripe":
+        return "unknown payment"
+    if charge is not None and charge.agency_id != agency.id:
+        return "another agency's payment"
+    step = settle_stripe_payment(payment.id, gateway)
+    return f"payment {payment.reference} {step.status}"
+
+
+# -- reconciler -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciler pass did."""
+
+    checked: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    abandoned: int = 0
+    errors: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.checked} checked, {self.succeeded} succeeded, {self.failed} failed, "
+            f"{self.abandoned} abandoned, {self.errors} errors"
+        )
+
+
+def reconcile_stripe_payments(now: datetime | None = None, gateway: StripeGateway | None = None) -> ReconcileReport:
+    """Ask Stripe about payments pending too long: finish them, or give them up and free the debts."""
+    now = now or utcnow()
+    config = current_app.config
+    ask_before = now - timedelta(minutes=config["STRIPE_RECONCILE_AFTER_MINUTES"])
+    give_up_before = now - timedelta(minutes=config["STRIPE_ABANDON_AFTER_MINUTES"])
+    ids = db.session.scalars(
+        select(Payment.id)
+        .where(Payment.provider == "stripe", Payment.status == "pending", Payment.created_at <= ask_before)
+        .order_by(Payment.id)
+    ).all()
+    db.session.rollback()
+    report = ReconcileReport()
+    if not ids:
+        return report
+    gateway = gateway or StripeGateway.from_config()
+    for payment_id in ids:
+        report.checked += 1
+        try:
+            step = settle_stripe_payment(payment_id, gateway)
+            if step.status == "succeeded":
+                report.succeeded += 1
+            elif step.status == "failed":
+                report.failed += 1
+            elif step.payment.created_at <= give_up_before:
+                give_up_stripe_payment(payment_id, gateway)
+                report.abandoned += 1
+        except ProviderUnavailable:
+            db.session.rollback()
+            report.errors += 1
+            log.warning("reconciler: Stripe unavailable for payment id %s; next tick tries again", payment_id)
+    return report

@@ -1,0 +1,42 @@
+"""Stripe webhooks at /webhooks/stripe/<agency>: verified, processed once, safe to repeat."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import abort, current_app, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.agencies.models import Agency
+from app.extensions import db
+from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
+from app.payments.stripe_payments import handle_stripe_event
+from app.webhooks import bp
+
+log = logging.getLogger("civicpay.webhooks")
+
+
+@bp.post("/webhooks/stripe/<agency_code>")
+def stripe_webhook(agency_code: str):  # noqa: ANN201 - a small JSON answer
+    """Verify the Stripe-Signature, then settle the payment the event is about (once per event id)."""
+    agency = db.session.scalar(select(Agency).where(Agency.code == agency_code))
+    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    if agency is None or not secret:
+        abort(404)
+    try:
+        event = StripeGateway.verify_event(request.get_data(), request.headers.get("Stripe-Signature"), secret)
+    except ValueError:
+        log.warning("stripe webhook for %s: signature refused", agency_code)
+        return {"error": "invalid signature"}, 400
+    try:
+        outcome = handle_stripe_event(event, agency, StripeGateway.from_config())
+    except ProviderUnavailable:
+        db.session.rollback()
+        # Stripe retries a failed delivery; our reconciler asks again anyway.
+        return {"error": "provider unavailable, try again"}, 503
+    except IntegrityError:
+        db.session.rollback()  # the same event, delivered twice at once: the other call did it
+        return {"received": True, "processed": False, "detail": "already processed"}
+    log.info("stripe webhook %s %s for %s: %s", event.get("id"), event.get("type"), agency_code, outcome.detail)
+    return {"received": True, "processed": outcome.processed, "detail": outcome.detail}
