@@ -103,11 +103,13 @@ def register_cli(app: Flask) -> None:
     from app.api.cli import api_cli
     from app.cli import db_cli, demo_cli
     from app.outbox.cli import outbox_cli, worker_command
+    from app.payments.cli import payments_cli
     from app.sync.cli import erp_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(erp_cli)
+    app.cli.add_command(payments_cli)
     app.cli.add_command(api_cli)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(worker_command)

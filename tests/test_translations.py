@@ -44,8 +44,8 @@ def test_greek_translations_keep_the_placeholders() -> None:
     with open(ROOT / "app/translations/el/LC_MESSAGES/messages.po", "rb") as handle:
         catalog = read_po(handle, locale="el")
     for message in catalog:
-        if not message.id:
-            continue
+        if not message.id or message.fuzzy:
+            continue  # a fuzzy guess is never compiled (and the test above reports it)
         ids = message.id if isinstance(message.id, tuple) else (message.id,)
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         wanted = set(PLACEHOLDER.findall(ids[-1]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
@@ -15,7 +17,7 @@ from app.mail.backends import (
     backend_from_config,
 )
 
-__all__ = ["MailBackend", "MailDeliveryError", "build_message", "init_mail", "send_mail"]
+__all__ = ["Attachment", "MailBackend", "MailDeliveryError", "build_message", "init_mail", "send_mail"]
 
 
 def init_mail(app: Flask) -> None:
@@ -28,7 +30,22 @@ def init_mail(app: Flask) -> None:
         app.logger.info("E-mail is written to %s, not sent (MAIL_BACKEND=file)", backend.directory)
 
 
-def build_message(to: str, subject: str, body_text: str, body_html: str | None = None) -> EmailMessage:
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message, e.g. a PDF receipt."""
+
+    filename: str
+    content: bytes
+    mime_type: str = "application/pdf"
+
+
+def build_message(
+    to: str,
+    subject: str,
+    body_text: str,
+    body_html: str | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> EmailMessage:
     """A UTF-8 message from MAIL_FROM to ``to``, plain text with an optional HTML alternative."""
     sender = current_app.config["MAIL_FROM"]
     message = EmailMessage()
@@ -43,10 +60,19 @@ def build_message(to: str, subject: str, body_text: str, body_html: str | None =
     message.set_content(body_text)
     if body_html is not None:
         message.add_alternative(body_html, subtype="html")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.mime_type.partition("/")
+        message.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return message
 
 
-def send_mail(to: str, subject: str, body_text: str, body_html: str | None = None) -> None:
+def send_mail(
+    to: str,
+    subject: str,
+    body_text: str,
+    body_html: str | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> None:
     """Send one message with the backend MAIL_BACKEND names; raises MailDeliveryError."""
-    message = build_message(to, subject, body_text, body_html)
+    message = build_message(to, subject, body_text, body_html, attachments)
     backend_from_config(current_app.config, current_app.instance_path).send(message)

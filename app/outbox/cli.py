@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Self
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
@@ -20,6 +21,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.outbox.models import OUTBOX_STATUSES
 from app.outbox.services import OutboxError, deliver_due, list_messages, retry_message
+from app.payments.stripe_payments import reconcile_stripe_payments
 from app.sync.services import run_due_syncs
 
 log = logging.getLogger("civicpay.worker")
@@ -88,11 +90,16 @@ def worker_command(once: bool, interval: float, batch: int) -> None:
 
 
 def _tick(name: str, batch: int, stop: threading.Event) -> None:
-    """One round: the syncs that are due, then up to ``batch`` outbox messages."""
+    """One round: the syncs that are due, card payments pending too long, then the outbox."""
     synced = run_due_syncs(utcnow())
+    reconciled = None
+    if current_app.config["CARD_PROVIDER"] == "stripe":
+        # Before the outbox: a payment the reconciler finishes has its ERP ack sent this tick.
+        reconciled = reconcile_stripe_payments(utcnow())
     report = deliver_due(limit=batch, worker=name, should_stop=stop.is_set)
-    if synced or report.handled:
-        click.echo(f"{utcnow():%Y-%m-%d %H:%M:%S} UTC  syncs run: {len(synced)}; outbox: {report}")
+    if synced or report.handled or (reconciled and reconciled.checked):
+        payments = f"; card payments: {reconciled}" if reconciled and reconciled.checked else ""
+        click.echo(f"{utcnow():%Y-%m-%d %H:%M:%S} UTC  syncs run: {len(synced)}; outbox: {report}{payments}")
 
 
 @click.group("outbox", help="Look at and retry the messages waiting to be delivered.")

@@ -27,9 +27,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from app.accounts.models import User
 from app.agencies.models import Agency
 from app.db import utcnow
 from app.extensions import db
+from app.mail import MailDeliveryError
 from app.outbox.models import OutboxMessage
 from app.payments.models import Payment
 from app.sync.services import build_connector
@@ -44,6 +46,7 @@ from erp_connectors.base import (
 log = logging.getLogger("civicpay.outbox")
 
 TOPIC_ERP_PAYMENT_ACK = "erp_payment_ack"
+TOPIC_RECEIPT_EMAIL = "receipt_email"
 
 #: The first retry waits this long; each further one twice as long as the one before.
 FIRST_RETRY_DELAY = timedelta(seconds=30)
@@ -179,6 +182,55 @@ def _max_attempts() -> int:
     return int(current_app.config.get("OUTBOX_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
 
 
+def enqueue_receipt_email(payment: Payment) -> OutboxMessage | None:
+    """The e-mailed receipt of a succeeded payment, if its payer has an address that wants it.
+
+    The payload names only the payment: the address is looked up when the message is sent, so
+    an account deleted meanwhile gets nothing.
+    """
+    if receipt_recipient(payment) is None or payment.completed_at is None:
+        return None
+    return enqueue(
+        topic=TOPIC_RECEIPT_EMAIL,
+        key=f"{TOPIC_RECEIPT_EMAIL}:{payment.reference}",
+        payload={"payment_reference": payment.reference},
+        agency_id=None,
+        now=payment.completed_at,
+    )
+
+
+def receipt_recipient(payment: Payment) -> tuple[str, str | None] | None:
+    """(address, preferred language or None) a payment's receipt goes to, or None."""
+    if payment.user_id is not None:
+        user = db.session.get(User, payment.user_id)
+        if user is None or user.deleted_at is not None or not user.notify_email or user.email_verified_at is None:
+            return None
+        return user.email, user.language
+    guest_email = getattr(payment, "payer_email", None)
+    if guest_email:
+        return guest_email, None
+    return None
+
+
+def _deliver_receipt(message: OutboxMessage) -> None:
+    """E-mail the receipt with its PDF; raises _Transient or _Permanent."""
+    reference = message.payload.get("payment_reference")
+    payment = db.session.scalar(select(Payment).where(Payment.reference == reference))
+    if payment is None or payment.status == "failed":
+        raise _Permanent(f"There is no succeeded payment {reference!r} to send a receipt for.")
+    recipient = receipt_recipient(payment)
+    if recipient is None:
+        return  # the payer deleted the account or turned e-mails off meanwhile: nothing to send
+    address, language = recipient
+    languages = current_app.config["LANGUAGES"]
+    try:
+        from app.receipts.services import send_receipt_email  # the receipts feature imports payments
+
+        send_receipt_email(payment, address, language if language in languages else languages[0])
+    except MailDeliveryError as error:
+        raise _Transient(f"The receipt e-mail could not be sent: {error}") from None
+
+
 def _next_due(now: datetime, skip_agencies: set[int]) -> OutboxMessage | None:
     """Lock and return the oldest due message nobody else holds, of an agency not to be skipped."""
     statement = (
@@ -279,6 +331,9 @@ def _clean(text: str) -> str:
 
 def _deliver(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
     """Carry out one message; raises _Transient or _Permanent when it did not go through."""
+    if message.topic == TOPIC_RECEIPT_EMAIL:
+        _deliver_receipt(message)
+        return
     if message.topic != TOPIC_ERP_PAYMENT_ACK:
         raise _Permanent(f"No handler delivers messages of topic {message.topic!r}.")
     agency = db.session.get(Agency, message.agency_id) if message.agency_id is not None else None

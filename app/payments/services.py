@@ -19,7 +19,7 @@ from app.checkout.services import CheckoutError, get_user_quote
 from app.db import utcnow
 from app.debts.models import Debt, Installment
 from app.extensions import db
-from app.outbox.services import enqueue_payment_acks
+from app.outbox.services import enqueue_payment_acks, enqueue_receipt_email
 from app.payments.models import Payment, PaymentLine
 from app.payments.providers import CardDetails, CardProvider
 
@@ -197,6 +197,7 @@ def confirm_payment(
         if quote is not None:
             quote.status = "used"
     enqueue_payment_acks(payment)  # the ERP hears of it only if this commit happens
+    enqueue_receipt_email(payment)  # and the payer gets the receipt by e-mail, once
     db.session.commit()
     log.info("payment %s succeeded (%d lines)", payment.reference, len(payment.lines))
     return payment

@@ -18,7 +18,12 @@ from markupsafe import Markup, escape
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
+from flask_babel import force_locale
+
 from app.accounts.models import User
+from app.domain.money import format_money
+from app.i18n import gettext
+from app.mail import Attachment, send_mail
 from app.extensions import db
 from app.payments.models import Payment, PaymentLine
 from app.receipts.pdf import render_receipt_pdf
@@ -127,4 +132,28 @@ def receipt_pdf(payment: Payment, *, compress: bool = True) -> bytes:
         qr=receipt_qr(url),
         language=language,
         compress=compress,
+    )
+
+
+def send_receipt_email(payment: Payment, to: str, language: str) -> None:
+    """E-mail the payment's receipt (a short text and the PDF) in ``language``; raises MailDeliveryError.
+
+    Runs in the worker, outside any request: links are built on PUBLIC_URL (set it in production).
+    """
+    base_url = current_app.config.get("PUBLIC_URL") or "http://localhost:5000/"
+    with current_app.test_request_context(base_url=base_url), force_locale(language):
+        amount = format_money(payment.amount_minor, payment.currency, language)
+        subject = gettext("Your Civic Pay receipt %(reference)s", reference=payment.reference)
+        paragraphs = [
+            gettext("Thank you for your payment of %(amount)s.", amount=amount),
+            gettext("Receipt number: %(reference)s", reference=payment.reference),
+            gettext("The PDF receipt is attached. Anyone can check that it is genuine on this page:"),
+            verification_url(payment),
+        ]
+        pdf = receipt_pdf(payment)
+    send_mail(
+        to,
+        subject,
+        "\n\n".join([*paragraphs, "Civic Pay"]) + "\n",
+        attachments=[Attachment(f"receipt-{payment.reference}.pdf", pdf)],
     )

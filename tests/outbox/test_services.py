@@ -49,7 +49,7 @@ def _clock() -> Iterator[None]:
 
 @pytest.fixture()
 def citizen(app_ctx: Flask):  # noqa: ANN201
-    debtor, user = DebtorFactory(), UserFactory()
+    debtor, user = DebtorFactory(), UserFactory(notify_email=False)  # ERP acks only: no receipt e-mail
     link(user, debtor)
     return user, debtor
 

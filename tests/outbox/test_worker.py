@@ -44,7 +44,7 @@ def server() -> Iterator[RecordingERPServer]:
 
 @pytest.fixture()
 def citizen(app_ctx: Flask):  # noqa: ANN201
-    debtor, user = DebtorFactory(), UserFactory()
+    debtor, user = DebtorFactory(), UserFactory(notify_email=False)  # ERP acks only: no receipt e-mail
     link(user, debtor)
     return user, debtor
 
@@ -250,7 +250,7 @@ def _worker_process(database_url: str, instance: Path, *arguments: str) -> subpr
 def _queue_payments(app: Flask, server: RecordingERPServer, count: int, lines_each: int) -> set[str]:
     """Committed payments of ERP debts, their acknowledgements queued; returns their line ids."""
     with app.app_context():
-        debtor, user = DebtorFactory(), UserFactory()
+        debtor, user = DebtorFactory(), UserFactory(notify_email=False)  # ERP acks only: no receipt e-mail
         link(user, debtor)
         debts = debts_known_to_erp(rest_agency(server), debtor, open_erp_records(server, count * lines_each))
         payments = [pay(user.id, debts[i : i + lines_each]) for i in range(0, len(debts), lines_each)]

@@ -305,7 +305,8 @@ def test_webhook_after_the_browser_changes_nothing(client: FlaskClient, citizen:
     db.session.expire_all()
     again = db.session.get(Payment, payment_id)
     assert (again.status, again.completed_at) == ("succeeded", completed)
-    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == len(again.lines)
+    acks = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.topic == "erp_payment_ack")
+    assert db.session.scalar(acks) == 2  # one per agency, not one more per webhook
 
 
 def test_forged_or_unsigned_webhooks_are_refused(client: FlaskClient, citizen: dict, localstripe_url: str) -> None:
@@ -364,3 +365,35 @@ def test_reconciler_gives_up_an_abandoned_card_entry(client: FlaskClient, citize
     assert all(debt.pending_payment_id is None for debt in db.session.scalars(select(Debt)))
     quote = db.session.scalars(select(Quote)).one()
     assert quote.status == "open"  # the citizen may still pay it today
+
+
+def test_flask_worker_tick_reconciles_and_flask_payments_reconcile_reports(
+    client: FlaskClient, citizen: dict, localstripe_url: str, stripe_app: Flask, _morning
+) -> None:
+    review_url = pay_both(client, citizen)
+    reference = start_and_enter_card(client, localstripe_url, review_url, CARD_OK)
+    assert reference
+    _morning.move_to(MORNING + timedelta(minutes=61))  # the card was entered, then nothing came
+    result = stripe_app.test_cli_runner().invoke(args=["payments", "reconcile"])
+    assert result.exit_code == 0, result.output
+    assert "1 checked, 0 succeeded, 0 failed, 1 abandoned, 0 errors" in result.output
+    assert db.session.scalars(select(Payment)).one().status == "failed"
+
+
+def test_flask_payments_reconcile_needs_stripe(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["payments", "reconcile"])
+    assert result.exit_code != 0 and "CARD_PROVIDER is not 'stripe'" in result.output
+
+
+def test_flask_worker_once_finishes_a_payment_the_browser_left(
+    client: FlaskClient, citizen: dict, localstripe_url: str, stripe_app: Flask, _morning
+) -> None:
+    review_url = pay_both(client, citizen)
+    reference = start_and_enter_card(client, localstripe_url, review_url, CARD_3DS)
+    for secret in call(client, review_url, "charge", payment=reference).json["action_secrets"]:
+        browser_authenticate(localstripe_url, secret, success=True)
+    _morning.move_to(MORNING + timedelta(minutes=11))
+    result = stripe_app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "card payments: 1 checked, 1 succeeded" in result.output
+    assert db.session.scalars(select(Payment)).one().status == "succeeded"
