@@ -6,6 +6,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from app.checkout import bp
+from app.checkout.card_steps import card_step_body
 from app.checkout.forms import CardForm, SelectionForm
 from app.checkout.messages import checkout_message, decline_message, unavailable_message
 from app.checkout.services import CheckoutError, get_user_quote, quote_debts
@@ -94,22 +95,9 @@ def pay(token: str):  # noqa: ANN201 - a page or a redirect
 
 
 def _stripe_step_json(step: CardStep, token: str) -> tuple[dict, int]:
-    """The browser's next move after a step of a Stripe payment."""
-    body: dict = {"status": step.status, "payment": step.payment.reference}
-    if step.status == "succeeded":
-        flash(gettext("Payment successful. Thank you! Your receipt is below."), "success")
-        body["redirect"] = url_for("payments.receipt", reference=step.payment.reference)
-    elif step.status == "failed":
-        body["message"] = decline_message(step.failure_code)
-    elif step.status == "requires_action":
-        body["action_secrets"] = step.action_secrets
-    else:
-        body["message"] = gettext(
-            "Your bank has not confirmed the payment yet. We will finish it as soon as it does; "
-            "you can see it under My payments."
-        )
-        body["redirect"] = url_for("payments.history")
-    return body, 200
+    """The browser's next move after a step of the citizen's Stripe payment."""
+    receipt = url_for("payments.receipt", reference=step.payment.reference)
+    return card_step_body(step, receipt_url=receipt, pending_url=url_for("payments.history")), 200
 
 
 def _own_pending_payment(token: str) -> Payment:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from app.agencies.models import Agency
@@ -111,6 +111,19 @@ class PaymentInProgress(Exception):
 
 
 def _locked(payment_id: int) -> Payment:
+    """The payment, locked for this transaction: the browser, a webhook and the worker may race.
+
+    A fresh transaction starts with a no-op UPDATE of the row: a row lock on PostgreSQL, and on
+    SQLite the database write lock, taken before any read (a read-then-write transaction there
+    fails at once when another writer got in between, instead of waiting its turn).
+    """
+    db.session.commit()  # end any read-only transaction the caller had open
+    db.session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(status=Payment.status)
+        .execution_options(synchronize_session=False)
+    )
     statement = (
         select(Payment)
         .where(Payment.id == payment_id)
@@ -299,19 +312,30 @@ def handle_stripe_event(event: dict, agency: Agency, gateway: StripeGateway) -> 
         db.session.rollback()
         return WebhookOutcome(False, "already processed")
     event_type = event.get("type", "")
+    agency_id = agency.id
     detail = "ignored"
     if event_type.startswith("payment_intent."):
         intent = event.get("data", {}).get("object", {})
         detail = _settle_for_intent(intent, agency, gateway)
-    db.session.add(ProviderEvent(id=event_id, provider="stripe", type=event_type, agency_id=agency.id))
+    if detail == ANOTHER_AGENCY:
+        # Stripe sends every event to every endpoint: the right agency's endpoint processes it.
+        db.session.rollback()
+        return WebhookOutcome(False, detail)
+    # The record of the event is written in a transaction of its own whose first statement is
+    # the write (on SQLite a read first could not wait for the browser's request to finish).
+    db.session.commit()
+    db.session.add(ProviderEvent(id=event_id, provider="stripe", type=event_type, agency_id=agency_id))
     db.session.commit()
     return WebhookOutcome(True, detail)
+
+
+ANOTHER_AGENCY = "another agency's payment"
 
 
 def _settle_for_intent(intent: dict, agency: Agency, gateway: StripeGateway) -> str:
     metadata = intent.get("metadata") or {}
     if metadata.get("agency") and metadata["agency"] != agency.code:
-        return "another agency's payment"
+        return ANOTHER_AGENCY
     charge = db.session.scalar(select(ProviderCharge).where(ProviderCharge.provider_reference == intent.get("id")))
     payment = None
     if charge is not None:
@@ -322,7 +346,7 @@ def _settle_for_intent(intent: dict, agency: Agency, gateway: StripeGateway) -> 
     if payment is None or payment.provider != "stripe":
         return "unknown payment"
     if charge is not None and charge.agency_id != agency.id:
-        return "another agency's payment"
+        return ANOTHER_AGENCY
     step = settle_stripe_payment(payment.id, gateway)
     return f"payment {payment.reference} {step.status}"
 

@@ -5,6 +5,8 @@
   "use strict";
   var form = document.getElementById("stripe-card-form");
   if (!form) { return; }
+  var needsJavaScript = document.getElementById("card-needs-javascript");
+  if (needsJavaScript) { needsJavaScript.hidden = true; }
   var data = form.dataset;
   var statusBox = document.getElementById("card-status");
   var button = document.getElementById("card-submit");
@@ -74,7 +76,8 @@
     button.disabled = true;
     say(data.messageWorking, false);
     try {
-      var start = await post(data.startUrl);
+      var email = document.getElementById("payer-email");
+      var start = await post(data.startUrl, email ? { email: email.value } : {});
       if (start.status === "in_progress") {
         await authenticateAndFinish(await post(data.finishUrl, { payment: start.payment }), start.payment);
         return;

@@ -336,6 +336,11 @@ def test_an_agency_endpoint_ignores_another_agencys_payment(
     assert answer.json["detail"] == "another agency's payment"
     db.session.expire_all()
     assert db.session.get(Payment, payment_id).status == "pending"
+    # Stripe sends each event to every endpoint: the right agency's still processes it.
+    right = deliver(client, event["data"]["object"]["metadata"]["agency"], event)
+    assert right.json["processed"] is True
+    db.session.expire_all()
+    assert db.session.get(Payment, payment_id).status == "succeeded"
 
 
 def test_reconciler_finishes_what_no_webhook_reported(
@@ -397,3 +402,48 @@ def test_flask_worker_once_finishes_a_payment_the_browser_left(
     assert result.exit_code == 0, result.output
     assert "card payments: 1 checked, 1 succeeded" in result.output
     assert db.session.scalars(select(Payment)).one().status == "succeeded"
+
+
+@pytest.mark.postgres_only
+def test_two_concurrent_stripe_checkouts_of_one_debt_make_one_charge(
+    stripe_app: Flask, committed_db: None, localstripe_url: str
+) -> None:
+    """Two family members who both proved the tax ID pay the same debt at the same instant."""
+    import threading
+
+    from app.checkout.services import CheckoutError, get_user_quote, quote_debts
+    from app.payments.stripe_payments import authorize_stripe_payment, begin_stripe_payment
+
+    with stripe_app.app_context():
+        debtor = DebtorFactory()
+        first, second = UserFactory(), UserFactory()
+        link(first, debtor)
+        link(second, debtor)
+        debt = DebtFactory(debtor=debtor, principal_minor=8000, due_date=date(2026, 5, 31))
+        quotes = [(user.id, quote_debts(user.id, [f"d{debt.id}"], MORNING).token) for user in (first, second)]
+        debt_id = debt.id
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def pay(user_id: int, token: str) -> None:
+        with stripe_app.app_context():
+            barrier.wait()
+            try:
+                quote = get_user_quote(user_id, token)
+                start = begin_stripe_payment(quote, user_id=user_id, channel="account", gateway=gateway(localstripe_url), now=MORNING)
+            except CheckoutError as error:
+                outcomes.append(error.code)
+                return
+            browser_confirm_card_setup(localstripe_url, start.setup_client_secret, CARD_OK)
+            outcomes.append(authorize_stripe_payment(start.payment.id, gateway(localstripe_url)).status)
+
+    threads = [threading.Thread(target=pay, args=quote) for quote in quotes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["succeeded", "taken"]
+    with stripe_app.app_context():
+        assert db.session.get(Debt, debt_id).status == "paid"
+        charges = db.session.scalars(select(ProviderCharge)).all()
+        assert len(charges) == 1 and charges[0].status == "captured"
