@@ -73,6 +73,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api.views import bp as api_bp
     from app.checkout.views import bp as checkout_bp
     from app.debts.views import bp as debts_bp
+    from app.guest.views import bp as guest_bp
     from app.main.views import bp as main_bp
     from app.main.views import register_error_pages
     from app.payments.views import bp as payments_bp
@@ -85,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(debts_bp)
     app.register_blueprint(checkout_bp)
+    app.register_blueprint(guest_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(receipts_bp)
     app.register_blueprint(taxids_bp)

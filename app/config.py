@@ -54,6 +54,19 @@ class BaseConfig:
     VERIFY_RESEND_EMAIL_RATE_LIMIT = "3 per hour"
     PASSWORD_RESET_RATE_LIMIT = "10 per hour"
     PASSWORD_RESET_EMAIL_RATE_LIMIT = "3 per hour"
+    #: Guest payments: look-ups of a payment code per client address, and per code from anywhere.
+    GUEST_LOOKUP_RATE_LIMIT = "20 per hour"
+    GUEST_LOOKUP_CODE_RATE_LIMIT = "10 per hour"
+    #: Guest card payments per client address (card-testing bots try many cards on one form).
+    GUEST_PAY_RATE_LIMIT = "10 per hour"
+    #: "Find my receipt" look-ups per client address (per receipt number: the code limit above).
+    GUEST_RECEIPT_RATE_LIMIT = "10 per hour"
+    #: Wrong second factors for one payment code before the code is locked, and for how long.
+    GUEST_LOCK_AFTER = 5
+    GUEST_LOCK_MINUTES = 30
+    #: Every guest look-up takes at least this long, whatever its outcome, so response times
+    #: cannot tell a wrong code from a wrong second factor.
+    GUEST_LOOKUP_MIN_SECONDS = 0.4
     #: NIST SP 800-63B asks for at least 8; we ask for 12 (the maximum is fixed at 128).
     PASSWORD_MIN_LENGTH = 12
     #: Seconds an e-mail confirmation link works (2 days).
@@ -103,6 +116,12 @@ class TestingConfig(DevelopmentConfig):
     VERIFY_RESEND_EMAIL_RATE_LIMIT = "1000 per minute"
     PASSWORD_RESET_RATE_LIMIT = "1000 per minute"
     PASSWORD_RESET_EMAIL_RATE_LIMIT = "1000 per minute"
+    GUEST_LOOKUP_RATE_LIMIT = "1000 per minute"
+    GUEST_LOOKUP_CODE_RATE_LIMIT = "1000 per minute"
+    GUEST_PAY_RATE_LIMIT = "1000 per minute"
+    GUEST_RECEIPT_RATE_LIMIT = "1000 per minute"
+    #: The timing test sets its own floor; the rest of the suite does not wait.
+    GUEST_LOOKUP_MIN_SECONDS = 0.0
     #: Mail goes to the test output unless a test points the "smtp" backend at its local
     #: aiosmtpd server (tests/mail/smtp.py).
     MAIL_BACKEND = "console"

@@ -40,6 +40,8 @@ def ensure_demo_agencies() -> int:
                 online_kinds=None,
                 surcharge_policy={},
                 installments_in_order=True,
+                # A parking fine's notice shows the car's plate; other notices the tax ID.
+                guest_second_factor={"default": "tax_id_last4", "traffic_fine": "plate"},
                 connector={"type": "demo", "options": {}},
             )
         )

@@ -2,27 +2,31 @@
 
 from app.accounts.models import TaxIdLink, User
 from app.agencies.models import Agency
+from app.api.models import ApiToken
 from app.checkout.models import Quote, QuoteLine
 from app.debts.models import Debt, Debtor, Installment
-from app.api.models import ApiToken
+from app.guest.models import GuestLookupFailure
 from app.outbox.models import OutboxMessage
-from app.payments.models import Payment, PaymentLine
+from app.payments.models import Payment, PaymentLine, ProviderCharge, ProviderEvent
 from app.sync.models import DebtorRefresh, QuarantinedRecord, SyncRun
 
 __all__ = [
     "Agency",
     "ApiToken",
-    "DebtorRefresh",
-    "OutboxMessage",
-    "QuarantinedRecord",
-    "SyncRun",
     "Debt",
     "Debtor",
+    "DebtorRefresh",
+    "GuestLookupFailure",
     "Installment",
+    "OutboxMessage",
     "Payment",
     "PaymentLine",
+    "ProviderCharge",
+    "ProviderEvent",
+    "QuarantinedRecord",
     "Quote",
     "QuoteLine",
+    "SyncRun",
     "TaxIdLink",
     "User",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from app.db import Base, UTCDateTime, utcnow
+from app.domain.second_factors import check_factor_settings, factor_for_kind
 from app.domain.surcharges import SurchargePolicy
 
 ALL_CATEGORIES = ["certified", "settled", "uncertified"]
@@ -36,6 +37,12 @@ class Agency(Base):
     online_kinds: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     #: SurchargePolicy.to_dict(); {} means the Greek default.
     surcharge_policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: What a guest gives with a payment code, per debt kind: {"default": "tax_id_last4",
+    #: "traffic_fine": "plate"}; values are "tax_id_last4", "plate" or "amount". {} asks the
+    #: last four characters of the tax ID for every kind.
+    guest_second_factor: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
     #: Installments of an arrangement must be paid oldest first.
     installments_in_order: Mapped[bool] = mapped_column(Boolean, default=True)
     #: ERP connector: {"type": "demo", "options": {...}}.
@@ -60,6 +67,14 @@ class Agency(Base):
     def policy(self) -> SurchargePolicy:
         """The agency's surcharge policy as a domain object."""
         return SurchargePolicy.from_dict(self.surcharge_policy or {})
+
+    def guest_factor(self, kind: str) -> str:
+        """The second factor a guest paying a debt of this kind must give."""
+        return factor_for_kind(self.guest_second_factor, kind)
+
+    @validates("guest_second_factor")
+    def _check_guest_second_factor(self, _key: str, value: dict[str, str] | None) -> dict[str, str]:
+        return check_factor_settings(value)
 
     def pays_online(self, category: str, kind: str) -> bool:
         """Whether debts of this category and kind may be paid on the portal."""

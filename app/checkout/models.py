@@ -27,7 +27,10 @@ class Quote(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Unguessable id used in URLs.
     token: Mapped[str] = mapped_column(String(43), unique=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    #: The citizen's account; null for a guest, who reaches the quote by its token in the session.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    #: A guest's address for a copy of the receipt (and to find the receipt later); optional.
+    payer_email: Mapped[str | None] = mapped_column(String(254))
     currency: Mapped[str] = mapped_column(String(3))
     #: minor units, > 0: sum of the lines.
     total_minor: Mapped[int] = mapped_column(Integer)

@@ -53,7 +53,7 @@ class Debt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     #: The ERP's own id of the debt; unique per agency.
-    external_id: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(64), index=True)
     debtor_id: Mapped[int] = mapped_column(ForeignKey("debtors.id"), index=True)
     category: Mapped[str] = mapped_column(String(16))
     #: Slug of the kind of debt, e.g. "property_fee", "traffic_fine", "water_bill".
@@ -66,7 +66,8 @@ class Debt(Base):
     paid_minor: Mapped[int] = mapped_column(Integer, default=0)
     due_date: Mapped[date] = mapped_column(Date)
     #: ISO 11649 creditor reference, compact form.
-    rf_reference: Mapped[str] = mapped_column(String(25))
+    #: Indexed on its own (not only per agency): guests look a debt up by its code alone.
+    rf_reference: Mapped[str] = mapped_column(String(25), index=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     vehicle_plate: Mapped[str | None] = mapped_column(String(16))
     #: The debtor's e-mail and phone as this agency's ERP holds them; kept per agency on the debt

@@ -1,0 +1,78 @@
+"""Fixtures for guest payments: a frozen morning, adjustable limits, and the pages' steps."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.extensions import limiter
+from tests.helpers import csrf_token
+
+MORNING = datetime(2026, 3, 1, 8, tzinfo=UTC)  # 10:00 in Athens
+GOOD_CARD = "4242 4242 4242 4242"
+#: The Greek AFM of the fixtures' debtor, and its name: neither may ever reach a guest's page.
+TAX_ID = "147382606"
+DEBTOR_NAME = "Μαρία Παπαδοπούλου"
+REVIEW_URL = re.compile(r"/pay/review/([A-Za-z0-9_-]{43})$")
+RECEIPT_URL = re.compile(r"/pay/receipt/(CP-[0-9A-Z-]+)$")
+
+
+@pytest.fixture(autouse=True)
+def morning() -> Iterator[time_machine.Traveller]:
+    """Freeze the clock before any request: a CSRF token from the future would be refused."""
+    with time_machine.travel(MORNING, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture()
+def set_limits(app: Flask) -> Iterator[Callable[..., None]]:
+    """``set_limits(GUEST_LOOKUP_RATE_LIMIT="2 per hour")`` or any setting for one test; counters start empty."""
+    saved: dict[str, object] = {}
+
+    def set_(**settings: object) -> None:
+        for name, value in settings.items():
+            saved.setdefault(name, app.config[name])
+            app.config[name] = value
+        limiter.reset()
+
+    try:
+        yield set_
+    finally:
+        app.config.update(saved)
+        limiter.reset()
+
+
+def look_up(client: FlaskClient, code: str, factor: str, **environ: str):  # noqa: ANN201 - a response
+    """Submit the code and check detail on /pay."""
+    data = {"code": code, "factor": factor, "csrf_token": csrf_token(client, "/pay")}
+    return client.post("/pay", data=data, environ_overrides=environ or None)
+
+
+def pay(client: FlaskClient, review_path: str, number: str = GOOD_CARD, **extra: str):  # noqa: ANN201
+    """Submit the card form of a review page."""
+    data = {"holder": "A Guest", "number": number, "expiry": "12/30", "cvc": "123"}
+    data.update(extra)
+    data["csrf_token"] = csrf_token(client, review_path)
+    return client.post(review_path, data=data)
+
+
+def review_path(response) -> str:  # noqa: ANN001 - a test response
+    """The review page a successful look-up redirects to."""
+    assert response.status_code == 303, response.get_data(as_text=True)
+    location = response.headers["Location"]
+    assert REVIEW_URL.search(location), location
+    return location
+
+
+def receipt_path(response) -> str:  # noqa: ANN001 - a test response
+    """The receipt page a successful payment redirects to."""
+    assert response.status_code == 303, response.get_data(as_text=True)
+    location = response.headers["Location"]
+    assert RECEIPT_URL.search(location), location
+    return location
