@@ -80,6 +80,7 @@ def register_blueprints(app: Flask) -> None:
     from app.receipts.views import bp as receipts_bp
     from app.taxids.views import bp as taxids_bp
     from app.templating import register_template_helpers
+    from app.treasury.views import bp as treasury_bp
     from app.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(main_bp)
@@ -90,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(payments_bp)
     app.register_blueprint(receipts_bp)
     app.register_blueprint(taxids_bp)
+    app.register_blueprint(treasury_bp)
     # The push API authenticates each request with a bearer token, not a cookie: no CSRF.
     csrf.exempt(api_bp)
     # Webhooks are signed by the provider (checked in the view), not sent from our pages: no CSRF.
@@ -107,6 +109,7 @@ def register_cli(app: Flask) -> None:
     from app.outbox.cli import outbox_cli, worker_command
     from app.payments.cli import payments_cli
     from app.sync.cli import erp_cli
+    from app.treasury.cli import treasury_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_cli)
@@ -115,3 +118,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(api_cli)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(worker_command)
+    app.cli.add_command(treasury_cli)

@@ -50,3 +50,6 @@ def demo_setup_command() -> None:
     click.echo("Demo citizen accounts (public test passwords, for this demo only):")
     for citizen in created.citizens:
         click.echo(f"  {citizen.email:<22} password: {citizen.password:<18} tax ID {citizen.tax_id}")
+    click.echo("Demo treasury administrators (add the TOTP key to an authenticator app for /treasury):")
+    for staff in created.staff:
+        click.echo(f"  {staff.email:<38} password: {staff.password:<18} TOTP key: {staff.totp_secret}")

@@ -91,6 +91,17 @@ class BaseConfig:
     #: Folder of the "file" backend; unset, instance/mail/.
     MAIL_FILE_DIR: str | None = None
     LOG_LEVEL = "INFO"
+    #: Key of secrets the portal stores encrypted (staff TOTP secrets): any long random string.
+    #: Unset, one is derived from SECRET_KEY, so rotating SECRET_KEY then means staff enrol again.
+    DATA_ENCRYPTION_KEY: str | None = None
+    #: Wrong second-factor codes a staff member may enter (per account) before being made to wait.
+    TREASURY_2FA_RATE_LIMIT = "5 per 5 minutes"
+    #: Seconds an e-mailed invitation to join an agency's treasury staff works (7 days).
+    TREASURY_INVITATION_MAX_AGE = 7 * 24 * 3600
+    #: Payments per page of the treasury's payment history.
+    TREASURY_PAGE_SIZE = 50
+    #: Payments read per database round trip while streaming a CSV export.
+    TREASURY_EXPORT_BATCH_SIZE = 500
 
 
 class DevelopmentConfig(BaseConfig):
@@ -122,6 +133,7 @@ class TestingConfig(DevelopmentConfig):
     GUEST_RECEIPT_RATE_LIMIT = "1000 per minute"
     #: The timing test sets its own floor; the rest of the suite does not wait.
     GUEST_LOOKUP_MIN_SECONDS = 0.0
+    TREASURY_2FA_RATE_LIMIT = "1000 per minute"
     #: Mail goes to the test output unless a test points the "smtp" backend at its local
     #: aiosmtpd server (tests/mail/smtp.py).
     MAIL_BACKEND = "console"
@@ -162,6 +174,8 @@ ENVIRONMENT_SETTINGS = (
     "MAIL_SMTP_PASSWORD",
     "MAIL_SMTP_TIMEOUT",
     "MAIL_FILE_DIR",
+    "DATA_ENCRYPTION_KEY",
+    "TREASURY_2FA_RATE_LIMIT",
 )
 
 

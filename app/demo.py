@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.accounts.services import ensure_user
 from app.agencies.models import ALL_CATEGORIES, Agency
 from app.extensions import db
+from app.treasury.services import DemoStaff, ensure_demo_staff
 from erp_connectors.demo import DEMO_AGENCIES, DEMO_CITIZENS, DemoCitizen
 
 
@@ -19,6 +20,8 @@ class DemoSetup:
     agencies_created: int
     agencies_total: int
     citizens: tuple[DemoCitizen, ...]
+    #: One treasury administrator per demo agency (see app.treasury.services.ensure_demo_staff).
+    staff: tuple[DemoStaff, ...] = ()
 
 
 def ensure_demo_agencies() -> int:
@@ -62,4 +65,7 @@ def setup_demo() -> DemoSetup:
             tax_ids=[("GR", citizen.tax_id)],
         )
     total = len(db.session.scalars(select(Agency.id)).all())
-    return DemoSetup(agencies_created=created, agencies_total=total, citizens=DEMO_CITIZENS)
+    demo_codes = [profile.code for profile in DEMO_AGENCIES]
+    agencies = db.session.scalars(select(Agency).where(Agency.code.in_(demo_codes)).order_by(Agency.code)).all()
+    staff = tuple(ensure_demo_staff(agencies))
+    return DemoSetup(agencies_created=created, agencies_total=total, citizens=DEMO_CITIZENS, staff=staff)

@@ -9,6 +9,7 @@ from app.guest.models import GuestLookupFailure
 from app.outbox.models import OutboxMessage
 from app.payments.models import Payment, PaymentLine, ProviderCharge, ProviderEvent
 from app.sync.models import DebtorRefresh, QuarantinedRecord, SyncRun
+from app.treasury.models import StaffInvitation, StaffMembership, StaffRecoveryCode
 
 __all__ = [
     "Agency",
@@ -26,6 +27,9 @@ __all__ = [
     "QuarantinedRecord",
     "Quote",
     "QuoteLine",
+    "StaffInvitation",
+    "StaffMembership",
+    "StaffRecoveryCode",
     "SyncRun",
     "TaxIdLink",
     "User",

@@ -104,3 +104,77 @@ def link(user: User, debtor: Debtor, *, verified: bool = True) -> TaxIdLink:
     db.session.add(row)
     db.session.commit()
     return row
+
+
+# -- treasury staff and payments (tests/treasury) ----------------------------------------------------
+
+import pyotp  # noqa: E402 - kept with the treasury factories that need it
+
+from app.config import TestingConfig  # noqa: E402
+from app.encryption import encrypt_secret  # noqa: E402
+from app.payments.models import Payment, PaymentLine  # noqa: E402
+from app.treasury.models import StaffMembership  # noqa: E402
+
+#: The TOTP secret of every staff member made by ``staff_member`` (tests compute codes from it).
+STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+class StaffMembershipFactory(_Base):
+    class Meta:
+        model = StaffMembership
+
+    user = factory.SubFactory(UserFactory)
+    agency = factory.SubFactory(AgencyFactory)
+    role = "view"
+
+
+def staff_member(agency: Agency | None, role: str = "view", *, enrolled: bool = True, **user_fields) -> User:  # noqa: ANN003
+    """A person on the agency's staff (none if ``agency`` is None), with TOTP set up unless told not."""
+    user = UserFactory(**user_fields)
+    if enrolled:
+        user.totp_secret = encrypt_secret(STAFF_TOTP_SECRET, key=TestingConfig.SECRET_KEY)
+        user.totp_confirmed_at = utcnow()
+        db.session.commit()
+    if agency is not None:
+        StaffMembershipFactory(user=user, agency=agency, role=role)
+    return user
+
+
+def totp_code(at=None) -> str:  # noqa: ANN001 - a datetime or None (now)
+    """The code an authenticator app shows for STAFF_TOTP_SECRET at a moment (default: now)."""
+    totp = pyotp.TOTP(STAFF_TOTP_SECRET)
+    return totp.at(at) if at is not None else totp.now()
+
+
+_payment_numbers = iter(range(1, 10**9))
+
+
+def paid_payment(*debts_and_amounts, created_at=None, status: str = "succeeded", channel: str = "account",  # noqa: ANN001, ANN002
+                 provider_reference: str | None = None, card_last4: str = "4242", commit: bool = True) -> Payment:
+    """A payment of the given (debt, principal_minor[, surcharge_minor]) lines, possibly across agencies."""
+    number = next(_payment_numbers)
+    created_at = created_at or utcnow()
+    payment = Payment(
+        reference=f"CP-T{number:03d}-{number % 9973:04d}-{number % 97:02d}",
+        currency="EUR",
+        amount_minor=0,
+        status=status,
+        provider="sandbox",
+        provider_reference=provider_reference or f"sbx_{number:06d}",
+        card_brand="visa",
+        card_last4=card_last4,
+        channel=channel,
+        created_at=created_at,
+        completed_at=created_at if status == "succeeded" else None,
+    )
+    for item in debts_and_amounts:
+        debt, principal, surcharge = (*item, 0) if len(item) == 2 else item
+        payment.lines.append(
+            PaymentLine(agency_id=debt.agency_id, debt_id=debt.id, principal_minor=principal,
+                        surcharge_minor=surcharge, amount_minor=principal + surcharge)
+        )
+    payment.amount_minor = sum(line.amount_minor for line in payment.lines)
+    db.session.add(payment)
+    if commit:
+        db.session.commit()
+    return payment

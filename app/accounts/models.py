@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -34,6 +34,15 @@ class User(UserMixin, Base):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Set when the account was deleted: personal data is then pseudonymised, payments stay.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Operates the platform: may manage the staff of every agency (not see their payments).
+    is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Treasury staff's TOTP secret (RFC 6238), Fernet-encrypted (app.encryption); never shown
+    #: again once enrolment is confirmed.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    #: When the staff member proved the authenticator works; null while enrolling.
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The last 30-second time step whose code was accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     tax_ids: Mapped[list[TaxIdLink]] = relationship(
         back_populates="user", cascade="all, delete-orphan"

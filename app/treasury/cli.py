@@ -1,0 +1,74 @@
+"""`flask treasury ...`: give and take treasury roles, name platform administrators, reset 2FA."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from app.treasury.models import ROLES
+from app.treasury.services import (
+    TreasuryError,
+    grant_by_email,
+    reset_second_factor_by_email,
+    revoke_by_email,
+    set_platform_admin,
+)
+
+
+@click.group("treasury", help="Treasury staff and their roles.")
+def treasury_cli() -> None:
+    """The `flask treasury` command group."""
+
+
+@treasury_cli.command("grant")
+@click.argument("email")
+@click.argument("agency_code")
+@click.argument("role", type=click.Choice(ROLES))
+@with_appcontext
+def grant_command(email: str, agency_code: str, role: str) -> None:
+    """Give the account EMAIL the ROLE in the agency AGENCY_CODE (or change its role there)."""
+    try:
+        grant_by_email(email, agency_code, role)
+    except TreasuryError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{email.strip().lower()} is now {role} in {agency_code}.")
+
+
+@treasury_cli.command("revoke")
+@click.argument("email")
+@click.argument("agency_code")
+@with_appcontext
+def revoke_command(email: str, agency_code: str) -> None:
+    """Take the account EMAIL off the staff of the agency AGENCY_CODE."""
+    try:
+        removed = revoke_by_email(email, agency_code)
+    except TreasuryError as error:
+        raise click.ClickException(str(error)) from None
+    if not removed:
+        raise click.ClickException(f"{email} is not on the staff of {agency_code}.")
+    click.echo(f"{email.strip().lower()} is no longer on the staff of {agency_code}.")
+
+
+@treasury_cli.command("platform-admin")
+@click.argument("email")
+@click.option("--remove", is_flag=True, help="Stop the account being a platform administrator.")
+@with_appcontext
+def platform_admin_command(email: str, remove: bool) -> None:
+    """Make the account EMAIL a platform administrator (it may manage every agency's staff)."""
+    try:
+        set_platform_admin(email, not remove)
+    except TreasuryError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{email.strip().lower()} is {'no longer' if remove else 'now'} a platform administrator.")
+
+
+@treasury_cli.command("reset-2fa")
+@click.argument("email")
+@with_appcontext
+def reset_second_factor_command(email: str) -> None:
+    """Forget the authenticator and recovery codes of EMAIL (lost phone and codes): it enrols again."""
+    try:
+        reset_second_factor_by_email(email)
+    except TreasuryError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{email.strip().lower()} will set up a new authenticator at the next treasury sign-in.")

@@ -1,0 +1,37 @@
+"""Treasury test fixtures: a frozen clock and staff signed in through both steps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from flask.testing import FlaskClient
+
+from app.accounts.models import User
+from tests.factories import PASSWORD, totp_code
+from tests.helpers import csrf_token, log_in
+
+#: 10:00 in Athens on a Sunday; every treasury test starts here.
+MORNING = datetime(2026, 3, 1, 8, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[time_machine.Traveller]:
+    """Freeze the clock before anyone logs in (a session signed in the future would be refused)."""
+    with time_machine.travel(MORNING, tick=False) as traveller:
+        yield traveller
+
+
+def pass_second_factor(client: FlaskClient, code: str | None = None):  # noqa: ANN201 - a response
+    """Post a code (default: the authenticator's current one) to /treasury/2fa."""
+    token = csrf_token(client, "/treasury/2fa")
+    return client.post("/treasury/2fa", data={"code": code or totp_code(), "csrf_token": token})
+
+
+def sign_in(client: FlaskClient, user: User) -> None:
+    """Log in with the password, then pass the second factor; fails the test if either fails."""
+    log_in(client, user.email, PASSWORD)
+    response = pass_second_factor(client)
+    assert response.status_code == 303, response.get_data(as_text=True)

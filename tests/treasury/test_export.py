@@ -1,0 +1,115 @@
+"""CSV export: what Excel and an accounting system need, the on-screen filters, streamed in batches."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.extensions import db
+from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, InstallmentFactory, paid_payment, staff_member
+from tests.treasury.conftest import sign_in
+
+
+def rows(body: bytes, delimiter: str = ",") -> list[list[str]]:
+    assert body.startswith(b"\xef\xbb\xbf"), "no UTF-8 byte order mark: Excel would garble Greek"
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=delimiter))
+
+
+def test_export_has_one_row_per_line_of_this_agency_with_exact_amounts(client: FlaskClient) -> None:
+    town, water = AgencyFactory(timezone="Europe/Athens"), AgencyFactory()
+    debtor = DebtorFactory(tax_id="123456789", name="Μαρία Παπαδοπούλου")
+    fee = DebtFactory(agency=town, debtor=debtor, external_id="FEE-1", kind="property_fee")
+    installment = InstallmentFactory(debt=DebtFactory(agency=town, debtor=debtor, external_id="ARR-7"), number=2)
+    bill = DebtFactory(agency=water, debtor=debtor)
+    payment = paid_payment((fee, 12345, 67), (bill, 99999), created_at=datetime(2026, 2, 28, 22, 30, tzinfo=UTC))
+    payment.lines.append(type(payment.lines[0])(agency_id=town.id, debt_id=installment.debt_id,
+                         installment_id=installment.id, principal_minor=5000, surcharge_minor=0, amount_minor=5000))  # fmt: skip
+    payment.amount_minor += 5000
+    db.session.commit()
+    code, reference, fee_rf = town.code, payment.reference, fee.rf_reference
+    sign_in(client, staff_member(town, "view"))
+
+    response = client.get(f"/treasury/{code}/payments.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Disposition"].startswith(f'attachment; filename="payments-{code}-')
+    table = rows(response.get_data())
+    header, lines = table[0], table[1:]
+    assert header[:3] == ["Date", "Receipt number", "Status"] and header[-4:] == ["Principal", "Surcharge", "Amount", "Currency"]
+    assert len(lines) == 2  # the water company's line is not the town's to see
+    first = dict(zip(header, lines[0], strict=True))
+    assert first["Date"] == "2026-03-01 00:30:00"  # Athens time
+    assert first["Receipt number"] == reference
+    assert first["Debt ID"] == "FEE-1" and first["RF reference"] == fee_rf
+    assert first["Payer name"] == "Μαρία Παπαδοπούλου" and first["Payer tax ID"] == "123456789"
+    assert (first["Principal"], first["Surcharge"], first["Amount"], first["Currency"]) == ("123.45", "0.67", "124.12", "EUR")
+    second = dict(zip(header, lines[1], strict=True))
+    assert (second["Debt ID"], second["Installment"], second["Amount"]) == ("ARR-7", "2", "50.00")
+    assert "999.99" not in response.get_data(as_text=True)
+
+
+def test_semicolons_and_decimal_commas_for_excel_in_greek(client: FlaskClient) -> None:
+    agency = AgencyFactory()
+    paid_payment((DebtFactory(agency=agency), 123456, 1))
+    code = agency.code
+    sign_in(client, staff_member(agency, "view", language="el"))
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "el"
+    body = client.get(f"/treasury/{code}/payments.csv?sep=semicolon").get_data()
+    table = rows(body, delimiter=";")
+    assert table[0][0] == "Ημερομηνία" or table[0][0] == "Date"  # Greek once translated
+    assert table[1][-4:] == ["1234,56", "0,01", "1234,57", "EUR"]
+    assert b";" in body.splitlines()[1]
+
+
+def test_export_follows_the_on_screen_filters(client: FlaskClient) -> None:
+    agency = AgencyFactory()
+    debt = DebtFactory(agency=agency)
+    kept = paid_payment((debt, 1000), channel="guest")
+    paid_payment((debt, 2000), channel="account")
+    code, kept_reference = agency.code, kept.reference
+    sign_in(client, staff_member(agency, "view"))
+    table = rows(client.get(f"/treasury/{code}/payments.csv?channel=guest").get_data())
+    assert [row[1] for row in table[1:]] == [kept_reference]
+
+
+def test_a_large_export_is_streamed_in_batches_and_complete(client: FlaskClient, app: Flask) -> None:
+    agency = AgencyFactory()
+    debts = [DebtFactory(agency=agency), DebtFactory(agency=agency)]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for number in range(250):
+        paid_payment((debts[0], 100 + number), (debts[1], 1), created_at=start + timedelta(minutes=number // 4), commit=False)
+    db.session.commit()
+    code = agency.code
+    sign_in(client, staff_member(agency, "view"))
+
+    saved = app.config["TREASURY_EXPORT_BATCH_SIZE"]
+    app.config["TREASURY_EXPORT_BATCH_SIZE"] = 40
+    try:
+        response = client.get(f"/treasury/{code}/payments.csv")
+        assert response.is_streamed
+        chunks = list(response.response)  # what the server hands to the network, one by one
+    finally:
+        app.config["TREASURY_EXPORT_BATCH_SIZE"] = saved
+    # The header, then one chunk per batch of 40 payments (80 lines): 7 batches for 250 payments.
+    assert len(chunks) == 1 + 7
+    table = rows(b"".join(chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in chunks))
+    lines = table[1:]
+    assert len(lines) == 500
+    assert len({(row[1], row[7]) for row in lines}) == 500  # no line twice
+    assert sum(int(row[16].replace(".", "")) for row in lines) == sum(100 + n for n in range(250)) + 250
+    dates = [row[0] for row in lines]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_text_from_an_erp_cannot_become_a_spreadsheet_formula(client: FlaskClient) -> None:
+    agency = AgencyFactory()
+    debtor = DebtorFactory(name='=HYPERLINK("http://evil.example","Click")')
+    paid_payment((DebtFactory(agency=agency, debtor=debtor), 1000))
+    code = agency.code
+    sign_in(client, staff_member(agency, "view"))
+    table = rows(client.get(f"/treasury/{code}/payments.csv").get_data())
+    assert table[1][13] == '\'=HYPERLINK("http://evil.example","Click")'
