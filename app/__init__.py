@@ -81,6 +81,7 @@ def register_blueprints(app: Flask) -> None:
     from app.taxids.views import bp as taxids_bp
     from app.templating import register_template_helpers
     from app.treasury.views import bp as treasury_bp
+    from app.treasury import refund_views  # noqa: F401 - adds the refund route to the treasury blueprint
     from app.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(main_bp)

@@ -603,6 +603,8 @@ class DemoERP:
         self._index = _stream_index(agency_code, seed, first_generated_serial=len(self._plans) + 1)
         self._ledger = _ack_ledger(self.state_file)
         self._ledger_key = f"{agency_code}/{seed}"
+        #: Refunds told to this ERP, by refund reference (kept in memory only).
+        self._refunds: dict[str, dict[str, Any]] = {}
 
     @property
     def profile(self) -> AgencyProfile:
@@ -692,6 +694,34 @@ class DemoERP:
                 raise AckRejected(problem)
             book[ack.line_id] = _AckEntry(ack, datetime.now(UTC))
         return True
+
+    def acknowledge_refund(self, refund: Mapping[str, Any]) -> None:
+        """Record a refund of a payment it knows; the same refund again is a no-op (AckRejected if it differs)."""
+        self.record_refund(refund)
+
+    def record_refund(self, refund: Mapping[str, Any]) -> bool:
+        """Like acknowledge_refund, and say whether the refund was new."""
+        reference = refund.get("refund_reference")
+        payment = refund.get("payment_reference")
+        amount = refund.get("amount_minor")
+        if not isinstance(reference, str) or not reference or not isinstance(payment, str):
+            raise AckRejected("A refund needs its refund_reference and payment_reference.")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise AckRejected(f"The refunded amount {amount!r} is not a positive whole number of minor units.")
+        known = self._ledger.snapshot(self._ledger_key)
+        if not any(entry.ack.payment_reference == payment for entry in known.values()):
+            raise AckRejected(f"The ERP has no payment {payment} to refund.")
+        earlier = self._refunds.get(reference)
+        if earlier is not None:
+            if earlier == dict(refund):
+                return False
+            raise AckRejected(f"The refund {reference} was already recorded with other details.")
+        self._refunds[reference] = dict(refund)
+        return True
+
+    def refunded(self, refund_reference: str) -> bool:
+        """Whether a refund with this reference has been recorded (in memory, for this process)."""
+        return refund_reference in self._refunds
 
     def acknowledged(self, line_id: str) -> bool:
         """Whether a payment line with this id has been recorded."""

@@ -174,6 +174,8 @@ class DemoERPServer:
             return 200, {"items": items, "next": None}
         if method == "POST" and segments == ["payments"]:
             return self._payment(body)
+        if method == "POST" and segments == ["refunds"]:
+            return self._refund(body)
         return 404, {"message": f"The demo ERP has nothing at {method} {parts.path}."}
 
     def _debts_page(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -231,6 +233,22 @@ class DemoERPServer:
             message = f"The payment line {ack.line_id} was already recorded."
             return 409, {"status": "already_recorded", "message": message}
         return 201, {"status": "recorded", "line_id": ack.line_id}
+
+
+    def _refund(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            refund = json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return 400, {"message": "The body is not UTF-8 JSON."}
+        if not isinstance(refund, dict):
+            return 400, {"message": "A refund is a JSON object."}
+        try:
+            recorded = self.erp.record_refund(refund)
+        except AckRejected as error:
+            return 422, {"message": error.reason}
+        if not recorded:
+            return 409, {"status": "already_recorded", "message": f"The refund {refund['refund_reference']} was already recorded."}
+        return 201, {"status": "recorded", "refund_reference": refund["refund_reference"]}
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -51,6 +51,7 @@ DEFAULT_PATHS: Mapping[str, str] = {
     "debts": "/debts",
     "debtor": "/debtors/{country}/{tax_id}/debts",
     "ack": "/payments",
+    "refund": "/refunds",
     "health": "/health",
 }
 
@@ -224,6 +225,17 @@ class RestConnector:
             return
         if response.status_code in (400, 404, 422):
             message = _message_of(response) or f"The ERP refused the payment line (HTTP {response.status_code})."
+            raise AckRejected(message)
+        self._raise_for_status(response, "POST", path)
+
+    def acknowledge_refund(self, refund: Mapping[str, Any]) -> None:
+        """POST a refund (its reference, the payment's, the amount); 2xx or 409 is done, 400/404/422 AckRejected."""
+        path = self.paths["refund"]
+        response = self._request("POST", path, json=dict(refund))
+        if response.status_code == 409 or 200 <= response.status_code < 300:
+            return
+        if response.status_code in (400, 404, 422):
+            message = _message_of(response) or f"The ERP refused the refund (HTTP {response.status_code})."
             raise AckRejected(message)
         self._raise_for_status(response, "POST", path)
 

@@ -54,6 +54,8 @@ class Agency(Base):
     #: Start of the last successful full or incremental sync: the next incremental asks from here.
     synced_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Whether a full refund of a payment reopens the debts it paid (so the citizen owes them again).
+    reopen_debts_on_refund: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     #: Stripe connected account (acct_...) that receives this agency's card payments; null: the
     #: platform account itself (a single-agency portal, or test mode).
     stripe_account: Mapped[str | None] = mapped_column(String(64))

@@ -29,11 +29,12 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.agencies.models import Agency
+from app.checkout.models import Quote
 from app.db import utcnow
 from app.extensions import db
 from app.mail import MailDeliveryError
 from app.outbox.models import OutboxMessage
-from app.payments.models import Payment
+from app.payments.models import Payment, Refund
 from app.sync.services import build_connector
 from erp_connectors.base import (
     AckRejected,
@@ -47,6 +48,8 @@ log = logging.getLogger("civicpay.outbox")
 
 TOPIC_ERP_PAYMENT_ACK = "erp_payment_ack"
 TOPIC_RECEIPT_EMAIL = "receipt_email"
+TOPIC_ERP_REFUND_ACK = "erp_refund_ack"
+TOPIC_REFUND_EMAIL = "refund_email"
 
 #: The first retry waits this long; each further one twice as long as the one before.
 FIRST_RETRY_DELAY = timedelta(seconds=30)
@@ -199,6 +202,39 @@ def enqueue_receipt_email(payment: Payment) -> OutboxMessage | None:
     )
 
 
+def enqueue_refund_messages(payment: Payment, refund: Refund) -> None:
+    """Tell the agency's ERP of a refund, and the payer by e-mail; call before the refund's commit."""
+    done_at = refund.completed_at or utcnow()
+    enqueue(
+        topic=TOPIC_ERP_REFUND_ACK,
+        key=f"{TOPIC_ERP_REFUND_ACK}:{refund.reference}",
+        payload={
+            "refund_reference": refund.reference,
+            "payment_reference": payment.reference,
+            "amount_minor": refund.amount_minor,
+            "currency": refund.currency,
+            "reopened_debts": refund.reopened_debts,
+            "refunded_at": done_at.isoformat(),
+        },
+        agency_id=refund.agency_id,
+        now=done_at,
+    )
+    if receipt_recipient(payment) is not None or _guest_address(payment):
+        enqueue(
+            topic=TOPIC_REFUND_EMAIL,
+            key=f"{TOPIC_REFUND_EMAIL}:{refund.reference}",
+            payload={"refund_reference": refund.reference},
+            agency_id=None,
+            now=done_at,
+        )
+
+
+def _guest_address(payment: Payment) -> str | None:
+    if payment.user_id is not None or payment.quote_id is None:
+        return None
+    return db.session.scalar(select(Quote.payer_email).where(Quote.id == payment.quote_id))
+
+
 def receipt_recipient(payment: Payment) -> tuple[str, str | None] | None:
     """(address, preferred language or None) a payment's receipt goes to, or None."""
     if payment.user_id is not None:
@@ -210,6 +246,49 @@ def receipt_recipient(payment: Payment) -> tuple[str, str | None] | None:
     if guest_email:
         return guest_email, None
     return None
+
+
+def _deliver_refund_email(message: OutboxMessage) -> None:
+    """E-mail the payer that money came back; raises _Transient or _Permanent."""
+    refund = db.session.scalar(select(Refund).where(Refund.reference == message.payload.get("refund_reference")))
+    if refund is None or refund.status != "succeeded":
+        raise _Permanent(f"There is no succeeded refund {message.payload.get('refund_reference')!r}.")
+    payment = db.session.get(Payment, refund.payment_id)
+    assert payment is not None
+    recipient = receipt_recipient(payment)
+    guest = _guest_address(payment)
+    if recipient is None and guest is None:
+        return
+    address, language = recipient if recipient is not None else (guest, None)
+    languages = current_app.config["LANGUAGES"]
+    try:
+        from app.receipts.services import send_refund_email
+
+        send_refund_email(refund, payment, address, language if language in languages else languages[0])
+    except MailDeliveryError as error:
+        raise _Transient(f"The refund e-mail could not be sent: {error}") from None
+
+
+def _deliver_refund_ack(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
+    """Tell the ERP of a refund through its connector's acknowledge_refund, where it has one."""
+    agency = db.session.get(Agency, message.agency_id) if message.agency_id is not None else None
+    if agency is None:
+        raise _Permanent("The message names no agency, so there is no ERP to tell.")
+    connector = connectors.get(agency.id)
+    if connector is None:
+        connector = connectors[agency.id] = build_connector(agency)
+    acknowledge_refund = getattr(connector, "acknowledge_refund", None)
+    if acknowledge_refund is None:
+        raise _Permanent(
+            f"The ERP connector of {agency.code} cannot take refunds: book refund "
+            f"{message.payload.get('refund_reference')} in the ERP by hand, then mark this message done."
+        )
+    try:
+        acknowledge_refund(dict(message.payload))
+    except AckRejected as error:
+        raise _Permanent(f"The ERP of {agency.code} refused the refund: {error.reason}") from None
+    except ConnectionError as error:
+        raise _Transient(f"The ERP of {agency.code} could not be reached: {error}") from None
 
 
 def _deliver_receipt(message: OutboxMessage) -> None:
@@ -333,6 +412,12 @@ def _deliver(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> Non
     """Carry out one message; raises _Transient or _Permanent when it did not go through."""
     if message.topic == TOPIC_RECEIPT_EMAIL:
         _deliver_receipt(message)
+        return
+    if message.topic == TOPIC_REFUND_EMAIL:
+        _deliver_refund_email(message)
+        return
+    if message.topic == TOPIC_ERP_REFUND_ACK:
+        _deliver_refund_ack(message, connectors)
         return
     if message.topic != TOPIC_ERP_PAYMENT_ACK:
         raise _Permanent(f"No handler delivers messages of topic {message.topic!r}.")

@@ -12,7 +12,7 @@ from app.agencies.models import Agency
 from app.db import Base, UTCDateTime, utcnow
 from app.debts.models import Debt, Installment
 
-PAYMENT_STATUSES = ("pending", "succeeded", "failed")
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "partially_refunded", "refunded")
 
 
 class Payment(Base):
@@ -136,3 +136,38 @@ class ProviderEvent(Base):
     #: The agency whose endpoint received it.
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+REFUND_STATUSES = ("pending", "succeeded", "failed")
+
+
+class Refund(Base):
+    """Money given back from one agency's share of a payment, by its staff, with a reason."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(f"status IN {REFUND_STATUSES!r}", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Public number, e.g. "RF-CP-7KQ2-M9XA-3F-1"; unique.
+    reference: Mapped[str] = mapped_column(String(48), unique=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    #: minor units, > 0; never more than the agency's share still refundable when it was asked.
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: Why, in the staff member's words (shown to the citizen).
+    reason: Mapped[str] = mapped_column(String(500))
+    #: Whether the refund reopened the agency's debts of the payment (agency setting, full refunds).
+    reopened_debts: Mapped[bool] = mapped_column(default=False)
+    requested_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    provider_reference: Mapped[str | None] = mapped_column(String(100))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    payment: Mapped[Payment] = relationship()
+    agency: Mapped[Agency] = relationship()

@@ -215,6 +215,19 @@ class StripeGateway:
         """Release an authorisation (or abandon an unconfirmed intent)."""
         return intent_state(self._call(self.client.v1.payment_intents.cancel, intent_id))
 
+    def refund(self, intent_id: str, amount_minor: int, *, idempotency_key: str, reverse_transfer: bool) -> str:
+        """Give back ``amount_minor`` of a captured PaymentIntent; the refund's id. ValueError if refused."""
+        params: dict[str, Any] = {"payment_intent": intent_id, "amount": amount_minor}
+        if reverse_transfer:
+            params["reverse_transfer"] = True  # take it back from the agency's connected account
+        try:
+            refund = self._call(
+                self.client.v1.refunds.create, params=params, options={"idempotency_key": idempotency_key}
+            )
+        except (stripe.InvalidRequestError, stripe.CardError) as error:
+            raise ValueError(error.code or "refused") from None
+        return refund.id
+
     @staticmethod
     def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
         """The event of a webhook call whose Stripe-Signature matches; ValueError otherwise."""

@@ -21,11 +21,12 @@ from sqlalchemy.orm import selectinload
 from flask_babel import force_locale
 
 from app.accounts.models import User
+from app.agencies.models import Agency
 from app.domain.money import format_money
+from app.extensions import db
 from app.i18n import gettext
 from app.mail import Attachment, send_mail
-from app.extensions import db
-from app.payments.models import Payment, PaymentLine
+from app.payments.models import Payment, PaymentLine, Refund
 from app.receipts.pdf import render_receipt_pdf
 
 #: Characters of the base64url MAC kept in the token: 32 characters carry 192 bits.
@@ -157,3 +158,22 @@ def send_receipt_email(payment: Payment, to: str, language: str) -> None:
         "\n\n".join([*paragraphs, "Civic Pay"]) + "\n",
         attachments=[Attachment(f"receipt-{payment.reference}.pdf", pdf)],
     )
+
+
+def send_refund_email(refund: Refund, payment: Payment, to: str, language: str) -> None:
+    """Tell the payer, in ``language``, that money of a payment came back and why; raises MailDeliveryError."""
+    with force_locale(language):
+        amount = format_money(refund.amount_minor, refund.currency, language)
+        agency = db.session.get(Agency, refund.agency_id)
+        subject = gettext("Refund of your payment %(reference)s", reference=payment.reference)
+        paragraphs = [
+            gettext(
+                "%(agency)s has refunded %(amount)s of your payment %(reference)s to the card you paid with.",
+                agency=agency.name(language) if agency is not None else "",
+                amount=amount,
+                reference=payment.reference,
+            ),
+            gettext("Reason: %(reason)s", reason=refund.reason),
+            gettext("Refunds usually reach the card account within 5 to 10 working days."),
+        ]
+    send_mail(to, subject, "\n\n".join([*paragraphs, "Civic Pay"]) + "\n")
