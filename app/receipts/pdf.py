@@ -18,8 +18,11 @@ from app.i18n import gettext
 from app.payments.models import Payment
 from app.payments.services import payment_timezone
 
-#: Folders where operating systems put DejaVu Sans (Debian's fonts-dejavu-core first).
+#: Where DejaVu Sans is looked for: the copy shipped with the portal (free licence, see
+#: app/receipts/fonts/LICENSE; every receipt then looks the same on every server), then the
+#: folders where operating systems put it (Debian's fonts-dejavu-core first).
 FONT_FOLDERS = (
+    Path(__file__).resolve().parent / "fonts",
     Path("/usr/share/fonts/truetype/dejavu"),
     Path("/usr/share/fonts/dejavu"),
     Path("/usr/share/fonts/TTF"),
@@ -58,7 +61,7 @@ def _font_folders() -> list[Path]:
 
 @cache
 def find_receipt_font() -> ReceiptFont:
-    """DejaVu Sans from the system (or matplotlib); raises ReceiptFontMissing with what to install."""
+    """DejaVu Sans shipped with the portal (else the system's); raises ReceiptFontMissing with what to install."""
     folders = _font_folders()
     for folder in folders:
         regular = folder / "DejaVuSans.ttf"

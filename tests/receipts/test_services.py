@@ -260,3 +260,15 @@ def test_history_offers_only_the_users_own_agencies_and_years(citizen) -> None: 
     # Someone else's agency or a year without payments is not a filter: the whole list shows.
     ignored = payment_history(user.id, year=2024, agency_code="theirs")
     assert (ignored.year, ignored.agency, len(ignored.payments)) == (None, None, 1)
+
+
+def test_the_shipped_font_is_used_first_so_receipts_need_nothing_installed() -> None:
+    from app.receipts import pdf as receipt_pdf_module
+
+    receipt_pdf_module.find_receipt_font.cache_clear()
+    try:
+        font = receipt_pdf_module.find_receipt_font()
+    finally:
+        receipt_pdf_module.find_receipt_font.cache_clear()
+    shipped = Path(receipt_pdf_module.__file__).resolve().parent / "fonts"
+    assert (font.regular, font.bold) == (shipped / "DejaVuSans.ttf", shipped / "DejaVuSans-Bold.ttf")
