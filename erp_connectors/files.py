@@ -138,6 +138,8 @@ ACK_COLUMNS = (
     "paid_at",
 )
 ACK_DELIMITER = ";"
+#: Columns of refunds-YYYYMMDD.csv, written beside the acks for the ERP to import.
+REFUND_COLUMNS = ("refund_reference", "payment_reference", "amount", "currency", "reopened_debts", "refunded_at")
 #: held with flock while an ack is checked and written, so two processes never write the same line
 ACK_LOCK_NAME = ".acks.lock"
 
@@ -307,6 +309,53 @@ class FileConnector:
             raise ConnectionError(
                 f"The ack folder {self.ack_folder} cannot be written: {error.strerror or error}."
             ) from error
+
+    def acknowledge_refund(self, refund: Mapping[str, Any]) -> None:
+        """Append the refund to today's refunds file, unless a refunds file already has its reference."""
+        if self.ack_folder is None:
+            raise AckRejected("This agency's file connector has no ack folder configured.")
+        reference = refund.get("refund_reference")
+        amount = refund.get("amount_minor")
+        if not isinstance(reference, str) or not reference or not isinstance(amount, int) or amount <= 0:
+            raise AckRejected("A refund needs its refund_reference and a positive amount_minor.")
+        try:
+            self.ack_folder.mkdir(parents=True, exist_ok=True)
+            with open(self.ack_folder / ACK_LOCK_NAME, "a") as lock:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+                if reference in self._first_column_of("refunds-*.csv"):
+                    return
+                today = datetime.now(timezone.utc).strftime("%Y%m%d")
+                target = self.ack_folder / f"refunds-{today}.csv"
+                new_file = not target.exists() or target.stat().st_size == 0
+                with open(target, "a", encoding="utf-8", newline="") as stream:
+                    writer = csv.writer(stream, delimiter=ACK_DELIMITER, lineterminator="\r\n")
+                    if new_file:
+                        stream.write("\ufeff")
+                        writer.writerow(REFUND_COLUMNS)
+                    writer.writerow(
+                        (
+                            reference,
+                            refund.get("payment_reference", ""),
+                            format_amount_minor(amount, decimal_separator=self.decimal_separator),
+                            refund.get("currency", ""),
+                            "yes" if refund.get("reopened_debts") else "no",
+                            refund.get("refunded_at", ""),
+                        )
+                    )
+        except OSError as error:
+            raise ConnectionError(
+                f"The ack folder {self.ack_folder} cannot be written: {error.strerror or error}."
+            ) from error
+
+    def _first_column_of(self, pattern: str) -> set[str]:
+        assert self.ack_folder is not None
+        values: set[str] = set()
+        for path in sorted(self.ack_folder.glob(pattern)):
+            with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
+                rows = csv.reader(stream, delimiter=ACK_DELIMITER)
+                next(rows, None)
+                values.update(row[0] for row in rows if row)
+        return values
 
     def check(self) -> None:
         """Raise ConnectionError with a sentence if the export file or a folder cannot be reached."""

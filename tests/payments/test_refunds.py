@@ -61,11 +61,39 @@ def test_the_erp_hears_of_a_refund_once_and_the_payer_by_e_mail(
         assert "refunded €10.00" in mail.text and "Charged by mistake" in mail.text
 
 
-def test_a_connector_without_refunds_leaves_a_dead_letter_that_says_what_to_do(app_ctx: Flask, tmp_path) -> None:  # noqa: ANN001
+def test_a_file_erp_gets_a_refunds_csv_once(app_ctx: Flask, tmp_path) -> None:  # noqa: ANN001
     from app.outbox.services import TOPIC_ERP_REFUND_ACK, enqueue
 
-    options = {"path": str(tmp_path / "export.csv"), "ack_folder": str(tmp_path)}
+    options = {"path": str(tmp_path / "export.csv"), "ack_folder": str(tmp_path / "acks")}
     agency = AgencyFactory(code="files", connector={"type": "file", "options": options})
+    payload = {"refund_reference": "CP-X-R1", "payment_reference": "CP-X", "amount_minor": 1234, "currency": "EUR",
+               "reopened_debts": False, "refunded_at": "2026-03-01T10:00:00+00:00"}
+    for key in ("first", "again"):  # the same refund queued twice (a replay) is written once
+        enqueue(topic=TOPIC_ERP_REFUND_ACK, key=key, payload=payload, agency_id=agency.id, now=utcnow())
+    db.session.commit()
+    deliver_due(now=utcnow())
+    assert [m.status for m in db.session.scalars(select(OutboxMessage))] == ["delivered", "delivered"]
+    (written,) = (tmp_path / "acks").glob("refunds-*.csv")
+    lines = written.read_text(encoding="utf-8-sig").splitlines()
+    assert lines == [
+        "refund_reference;payment_reference;amount;currency;reopened_debts;refunded_at",
+        "CP-X-R1;CP-X;12,34;EUR;no;2026-03-01T10:00:00+00:00",
+    ]
+
+
+def test_a_connector_written_before_refunds_leaves_a_dead_letter_that_says_what_to_do(
+    app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A third-party connector that only knows payments: the refund waits for a person."""
+    from app.outbox import services as outbox_services
+    from app.outbox.services import TOPIC_ERP_REFUND_ACK, enqueue
+
+    class PaymentsOnlyConnector:
+        def acknowledge(self, ack: object) -> None:  # pragma: no cover - not called here
+            raise AssertionError("a refund is not a payment")
+
+    monkeypatch.setattr(outbox_services, "build_connector", lambda agency: PaymentsOnlyConnector())
+    agency = AgencyFactory(code="legacy")
     enqueue(topic=TOPIC_ERP_REFUND_ACK, key="k", payload={"refund_reference": "CP-X-R1"}, agency_id=agency.id, now=utcnow())
     db.session.commit()
     deliver_due(now=utcnow())
