@@ -30,7 +30,8 @@ class Payment(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     #: The quote this payment charges; a failed attempt leaves the quote open for a retry.
     quote_id: Mapped[int | None] = mapped_column(ForeignKey("quotes.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: pending → succeeded | failed; succeeded → partially_refunded → refunded.
+    status: Mapped[str] = mapped_column(String(24), default="pending")
     currency: Mapped[str] = mapped_column(String(3))
     #: minor units, > 0: the sum of the lines.
     amount_minor: Mapped[int] = mapped_column(Integer)

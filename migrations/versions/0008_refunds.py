@@ -25,6 +25,7 @@ def upgrade() -> None:
             sa.Column("reopen_debts_on_refund", sa.Boolean(), nullable=False, server_default=sa.text("false"))
         )
     with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.alter_column("status", existing_type=sa.String(length=16), type_=sa.String(length=24))
         batch_op.drop_constraint(op.f("ck_payments_status_known"), type_="check")
         batch_op.create_check_constraint("status_known", NEW_STATUSES)
     op.create_table(
@@ -69,5 +70,6 @@ def downgrade() -> None:
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_payments_status_known"), type_="check")
         batch_op.create_check_constraint("status_known", OLD_STATUSES)
+        batch_op.alter_column("status", existing_type=sa.String(length=24), type_=sa.String(length=16))
     with op.batch_alter_table("agencies", schema=None) as batch_op:
         batch_op.drop_column("reopen_debts_on_refund")
