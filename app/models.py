@@ -3,6 +3,7 @@
 from app.accounts.models import TaxIdLink, User
 from app.agencies.models import Agency
 from app.api.models import ApiToken
+from app.audit.models import AuditEntry
 from app.checkout.models import Quote, QuoteLine
 from app.debts.models import Debt, Debtor, Installment
 from app.guest.models import GuestLookupFailure
@@ -14,6 +15,7 @@ from app.treasury.models import StaffInvitation, StaffMembership, StaffRecoveryC
 __all__ = [
     "Agency",
     "ApiToken",
+    "AuditEntry",
     "Debt",
     "Debtor",
     "DebtorRefresh",

@@ -1,14 +1,33 @@
-"""Treasury forms: the second factor, the payment filters (GET), staff management."""
+"""Treasury forms: the second factor, the filters (GET), staff management, agency settings."""
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import DateField, EmailField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+)
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.agencies.models import ALL_CATEGORIES
+from app.domain.second_factors import FACTORS
+from app.domain.surcharges import InvalidPolicy, Period, SurchargePolicy
 from app.i18n import lazy_gettext as _l
 from app.treasury.models import ROLES
 from app.treasury.services import PaymentFilters, parse_amount
+from app.treasury.settings import AgencySettings
 
 _SELECT_LOOK = {"style": "padding: .45rem; font: inherit; border: 2px solid var(--ink);"}
 
@@ -156,3 +175,302 @@ class ConfirmForm(FlaskForm):
     """A button with a CSRF token: remove a member, revoke an invitation, accept an invitation."""
 
     submit = SubmitField(_l("Confirm"))
+
+
+# -- agency settings ------------------------------------------------------------------------------
+
+#: Kinds are slugs; only these become form field names.
+KIND_SLUG = re.compile(r"[a-z0-9_]{1,40}")
+
+
+class CheckboxesField(SelectMultipleField):
+    """Several choices as a list of checkboxes (a fieldset in the template)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def pre_validate(self, form) -> None:  # noqa: ANN001
+        values = dict(self.choices or [])
+        for value in self.data or []:
+            if value not in values:
+                raise ValidationError(_l("Choose from the list."))
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    """A typed decimal ("0,73" or "0.73"); None when empty; ValueError when not a number."""
+    cleaned = (text or "").strip().replace(",", ".").replace("%", "").strip()
+    if not cleaned:
+        return None
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise ValueError(text) from None
+    if not value.is_finite():
+        raise ValueError(text)
+    return value
+
+
+class SettingsFormBase(FlaskForm):
+    """Agency settings; ``settings_form`` adds one guest second-factor field per known kind."""
+
+    online_categories = CheckboxesField(_l("Debt categories payable online"))
+    all_kinds = BooleanField(_l("Every kind of debt, including kinds added later"))
+    online_kinds = CheckboxesField(_l("Kinds of debt payable online"))
+
+    rate_percent = StringField(
+        _l("Surcharge rate per period (%)"),
+        validators=[DataRequired(_l("Enter the surcharge rate, for example 0,73."))],
+        render_kw={"inputmode": "decimal", "spellcheck": "false"},
+    )
+    period = SelectField(_l("Period"), render_kw=_SELECT_LOOK)
+    started_period_counts_whole = BooleanField(_l("A started month counts as a whole month"))
+    grace_days = IntegerField(
+        _l("Grace days after the due date"),
+        validators=[
+            InputRequired(_l("Enter the grace period in days (0 for none).")),
+            NumberRange(min=0, max=365, message=_l("The grace period must be between 0 and 365 days.")),
+        ],
+        render_kw={"inputmode": "numeric"},
+    )
+    cap_amount = StringField(_l("Cap as an amount"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"})
+    cap_percent = StringField(
+        _l("Cap as a percentage of the principal"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"}
+    )
+    minimum = StringField(_l("Minimum surcharge"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"})
+    rounding = SelectField(_l("Rounding of the surcharge to the cent"), render_kw=_SELECT_LOOK)
+    surcharged_categories = CheckboxesField(_l("Debt categories that carry a surcharge"))
+    installments_in_order = BooleanField(_l("Installments must be paid oldest first"))
+    factor_default = SelectField(_l("Every other kind of debt"), render_kw=_SELECT_LOOK)
+
+    preview_principal = StringField(
+        _l("Example principal"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"}
+    )
+    preview_category = SelectField(_l("Example debt category"), render_kw=_SELECT_LOOK)
+    preview_due_date = DateField(_l("Example due date"), validators=[Optional()])
+    preview_on = DateField(_l("Example payment date"), validators=[Optional()])
+
+    preview = SubmitField(_l("Preview the surcharge"))
+    save = SubmitField(_l("Save the settings"))
+
+    #: Filled by ``settings_form``: the kinds with a guest factor field, and the field names.
+    kinds: list[str] = []
+    currency: str = "EUR"
+
+    def __init__(self, *args, currency: str, labels: dict[str, dict[str, str]], **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        categories = [(category, labels["categories"].get(category, category)) for category in ALL_CATEGORIES]
+        self.online_categories.choices = categories
+        self.surcharged_categories.choices = categories
+        self.preview_category.choices = categories
+        self.online_kinds.choices = [(kind, labels["kinds"].get(kind, kind)) for kind in self.kinds]
+        self.period.choices = [(Period.MONTH.value, _l("Month")), (Period.DAY.value, _l("Day"))]
+        self.rounding.choices = [
+            ("ROUND_HALF_UP", _l("Half a cent or more rounds up (usual)")),
+            ("ROUND_HALF_EVEN", _l("Half a cent rounds to the even cent (banker's rounding)")),
+            ("ROUND_DOWN", _l("Always down (in the citizen's favour)")),
+            ("ROUND_UP", _l("Always up")),
+        ]
+        factors = [(factor, labels["factors"][factor]) for factor in FACTORS]
+        self.factor_default.choices = factors
+        for kind in self.kinds:
+            self[f"factor_{kind}"].choices = [("", _l("As for every other kind"))] + factors
+
+    def kind_factor_fields(self) -> list:
+        """The guest second-factor field of each kind, in the order of ``kinds``."""
+        return [self[f"factor_{kind}"] for kind in self.kinds]
+
+    # -- per-field checks -------------------------------------------------------------------
+
+    def _amount(self, field) -> int | None:  # noqa: ANN001
+        if not (field.data or "").strip():
+            return None
+        return parse_amount(field.data, self.currency)
+
+    def validate_rate_percent(self, field) -> None:  # noqa: ANN001
+        try:
+            rate = _decimal(field.data)
+        except ValueError:
+            raise ValidationError(_l("Enter the rate as a number such as 0,73.")) from None
+        if rate is None or rate < 0 or rate > 100:
+            raise ValidationError(_l("The rate must be between 0 and 100 per cent."))
+
+    def validate_cap_amount(self, field) -> None:  # noqa: ANN001
+        try:
+            self._amount(field)
+        except ValueError:
+            raise ValidationError(_l("Enter an amount like 12,50.")) from None
+
+    def validate_minimum(self, field) -> None:  # noqa: ANN001
+        try:
+            minimum = self._amount(field)
+        except ValueError:
+            raise ValidationError(_l("Enter an amount like 12,50.")) from None
+        try:
+            cap = self._amount(self.cap_amount)
+        except ValueError:
+            return
+        if minimum is not None and cap is not None and minimum > cap:
+            raise ValidationError(_l("The minimum surcharge cannot be more than the cap."))
+
+    def validate_cap_percent(self, field) -> None:  # noqa: ANN001
+        try:
+            percent = _decimal(field.data)
+        except ValueError:
+            raise ValidationError(_l("Enter the percentage as a number such as 200.")) from None
+        if percent is not None and percent < 0:
+            raise ValidationError(_l("The percentage cannot be negative."))
+
+    def validate_online_categories(self, field) -> None:  # noqa: ANN001
+        if not field.data:
+            raise ValidationError(_l("Choose at least one category, or nobody can pay online."))
+
+    def validate_online_kinds(self, field) -> None:  # noqa: ANN001
+        if not self.all_kinds.data and not field.data:
+            raise ValidationError(_l("Choose at least one kind of debt, or tick “every kind”."))
+
+    def validate_preview_principal(self, field) -> None:  # noqa: ANN001
+        try:
+            self._amount(field)
+        except ValueError:
+            raise ValidationError(_l("Enter an amount like 12,50.")) from None
+
+    def validate(self, extra_validators=None) -> bool:  # noqa: ANN001
+        """Check each field, then the policy as a whole (the domain has the last word)."""
+        valid = super().validate(extra_validators)
+        if self.preview.data:  # the example must be complete to preview it (not to save)
+            for field, message in (
+                (self.preview_principal, _l("Enter the example debt's principal, more than zero.")),
+                (self.preview_due_date, _l("Enter the example debt's due date.")),
+                (self.preview_on, _l("Enter the day the example debt is paid.")),
+            ):
+                if not field.data and not field.errors:
+                    field.errors = [*field.errors, message]
+                    valid = False
+        if not valid:
+            return False
+        try:
+            self.policy()
+        except InvalidPolicy as error:
+            self.form_errors.append(str(error))
+            return False
+        return True
+
+    # -- values -------------------------------------------------------------------------------
+
+    def policy(self) -> SurchargePolicy:
+        """The surcharge policy typed in the form (call after the fields validated)."""
+        cap_percent = _decimal(self.cap_percent.data)
+        return SurchargePolicy.from_dict(
+            {
+                **self._kept_policy,
+                "rate_percent": str(_decimal(self.rate_percent.data)),
+                "period": self.period.data,
+                "started_period_counts_whole": bool(self.started_period_counts_whole.data),
+                "grace_days": self.grace_days.data,
+                "cap_minor": self._amount(self.cap_amount),
+                "cap_percent": None if cap_percent is None else str(cap_percent),
+                "minimum_minor": self._amount(self.minimum) or 0,
+                "rounding": self.rounding.data,
+                "categories": sorted(self.surcharged_categories.data or []),
+            }
+        )
+
+    #: Policy values the form does not show (start_after_days), kept as they are.
+    _kept_policy: dict[str, Any] = {}
+
+    def agency_settings(self) -> AgencySettings:
+        """Everything the form sets, as the settings service takes it (call after ``validate``)."""
+        return AgencySettings(
+            online_categories=list(self.online_categories.data),
+            online_kinds=None if self.all_kinds.data else list(self.online_kinds.data),
+            surcharge_policy=self.policy(),
+            installments_in_order=bool(self.installments_in_order.data),
+            guest_second_factor=self.guest_factors(),
+        )
+
+    def guest_factors(self) -> dict[str, str]:
+        """The guest second factor per kind: the default, and each kind that differs from it."""
+        factors = {"default": self.factor_default.data}
+        for kind in self.kinds:
+            chosen = self[f"factor_{kind}"].data
+            if chosen:
+                factors[kind] = chosen
+        return factors
+
+    def preview_values(self) -> tuple[int, date, date, str] | None:
+        """The example debt (principal, due date, payment date, category), when complete."""
+        try:
+            principal = self._amount(self.preview_principal)
+        except ValueError:
+            return None
+        if not principal or self.preview_due_date.data is None or self.preview_on.data is None:
+            return None
+        return principal, self.preview_due_date.data, self.preview_on.data, self.preview_category.data
+
+
+def settings_form(kinds: list[str], kept_policy: dict[str, Any]) -> type[SettingsFormBase]:
+    """A settings form class with a guest second-factor field for each of ``kinds``."""
+    safe = [kind for kind in kinds if KIND_SLUG.fullmatch(kind)]
+    attributes: dict[str, Any] = {"kinds": safe, "_kept_policy": kept_policy}
+    for kind in safe:
+        attributes[f"factor_{kind}"] = SelectField(kind, validators=[Optional()], render_kw=_SELECT_LOOK)
+    return type("SettingsForm", (SettingsFormBase,), attributes)
+
+
+class AuditFilterForm(FlaskForm):
+    """The audit log's search: a GET form, bookmarkable."""
+
+    class Meta:
+        csrf = False
+
+    date_from = DateField(_l("From (date)"), validators=[Optional()])
+    date_to = DateField(_l("To (date)"), validators=[Optional()])
+    action = SelectField(_l("Action"), validators=[Optional()], render_kw=_SELECT_LOOK)
+    subject = StringField(
+        _l("Subject (receipt number, e-mail address)"), validators=[Optional(), Length(max=254)], render_kw={"spellcheck": "false"}
+    )
+
+    def __init__(self, *args, actions: list[tuple[str, str]], **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.action.choices = [("", _l("Any"))] + actions
+
+    def validate_date_to(self, field) -> None:  # noqa: ANN001
+        if field.data and self.date_from.data and field.data < self.date_from.data:
+            raise ValidationError(_l("The end date must not be before the start date."))
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is set."""
+        return any(field.data for field in self)
+
+    def filters(self):  # noqa: ANN201 - AuditFilters
+        """The valid filters as plain values (call after ``validate``)."""
+        from app.audit.services import AuditFilters
+
+        def valid(name: str):  # noqa: ANN202
+            field = self[name]
+            return None if field.errors or not field.data else field.data
+
+        return AuditFilters(
+            date_from=valid("date_from"), date_to=valid("date_to"), action=valid("action"), subject=valid("subject")
+        )
+
+
+class SettlementForm(FlaskForm):
+    """The settlement report's days: ``?from=&to=`` (a GET form)."""
+
+    class Meta:
+        csrf = False
+
+    date_from = DateField(_l("From (date)"), name="from", validators=[Optional()])
+    date_to = DateField(_l("To (date)"), name="to", validators=[Optional()])
+
+    def validate_date_to(self, field) -> None:  # noqa: ANN001
+        from app.treasury.reports import MAX_SETTLEMENT_DAYS
+
+        if field.data and self.date_from.data:
+            if field.data < self.date_from.data:
+                raise ValidationError(_l("The end date must not be before the start date."))
+            if (field.data - self.date_from.data).days >= MAX_SETTLEMENT_DAYS:
+                raise ValidationError(_l("Choose at most 366 days."))

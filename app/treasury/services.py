@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import User
 from app.agencies.models import Agency
+from app.audit.services import record
 from app.db import UTCDateTime, utcnow
 from app.debts.models import Debt, Debtor, Installment
 from app.domain.money import Money, minor_unit_exponent
@@ -203,6 +204,7 @@ def confirm_totp_enrolment(user: User, code: str, now: datetime) -> list[str] | 
     user.totp_confirmed_at = now
     user.totp_last_step = step
     codes = _new_recovery_codes(user, now)
+    record("staff.2fa_enrolled", agency_id=None, subject=user.email, actor_user_id=user.id)
     db.session.commit()
     log.info("User %s set up the treasury second factor", user.id)
     return codes
@@ -243,8 +245,13 @@ def verify_second_factor(user: User, code: str, now: datetime) -> SecondFactorRe
         db.session.commit()
         if used:
             log.warning("User %s passed the treasury second factor with a recovery code", user.id)
+            record("staff.2fa_recovery_code_used", agency_id=None, subject=user.email, actor_user_id=user.id)
+            db.session.commit()
             return "recovery_code"
     log.warning("Refused a treasury second-factor code for user %s", user.id)
+    # Never the code itself: only that one was refused, for whom and from where.
+    record("staff.2fa_failed", agency_id=None, subject=user.email, actor_user_id=user.id)
+    db.session.commit()
     return "refused"
 
 
@@ -263,6 +270,7 @@ def reset_second_factor(user: User) -> None:
     user.totp_confirmed_at = None
     user.totp_last_step = None
     db.session.execute(StaffRecoveryCode.__table__.delete().where(StaffRecoveryCode.user_id == user.id))
+    record("staff.2fa_reset", agency_id=None, subject=user.email)
     db.session.commit()
     log.warning("The treasury second factor of user %s was reset", user.id)
 
@@ -297,8 +305,10 @@ def grant_role(user: User, agency: Agency, role: str) -> StaffMembership:
     if membership is None:
         membership = StaffMembership(user_id=user.id, agency_id=agency.id, role=role, created_at=utcnow())
         db.session.add(membership)
+        record("staff.grant", agency_id=agency.id, subject=user.email, details={"role": role})
     elif membership.role != role:
         _keep_an_administrator(membership, role)
+        record("staff.role_change", agency_id=agency.id, subject=user.email, details={"from": membership.role, "to": role})
         membership.role = role
     db.session.commit()
     log.info("User %s now has the %s role in %s", user.id, role, agency.code)
@@ -334,6 +344,7 @@ def set_platform_admin(email: str, value: bool = True) -> User:
     if user is None:
         raise TreasuryError(f"There is no account with the address {email}.")
     user.is_platform_admin = value
+    record("platform.admin", agency_id=None, subject=user.email, details={"platform_admin": value})
     db.session.commit()
     log.warning("User %s %s a platform administrator", user.id, "is now" if value else "is no longer")
     return user
@@ -401,6 +412,7 @@ def remove_member(membership: StaffMembership) -> None:
     """Take the person off the agency's staff (the last administrator stays)."""
     _keep_an_administrator(membership, None)
     log.info("User %s removed from the staff of agency %s", membership.user_id, membership.agency_id)
+    record("staff.revoke", agency_id=membership.agency_id, subject=membership.user.email, details={"role": membership.role})
     db.session.delete(membership)
     db.session.commit()
 
@@ -421,6 +433,7 @@ def revoke_invitation(agency: Agency, invitation_id: int) -> None:
     )
     if invitation is None:
         raise LookupError(invitation_id)
+    record("staff.invitation_revoke", agency_id=agency.id, subject=invitation.email, details={"role": invitation.role})
     db.session.delete(invitation)
     db.session.commit()
 
@@ -455,7 +468,8 @@ def invite_staff(agency: Agency, email: str, role: str, invited_by: User) -> Inv
     user = _user_by_email(email)
     agency_name = agency.name
     if user is not None and user.email_verified_at is not None:
-        grant_role(user, agency, role)
+        record("staff.invite", agency_id=agency.id, subject=email, details={"role": role, "outcome": "granted"})
+        grant_role(user, agency, role)  # commits the audit entry with the membership
         mailed = _send_staff_mail(
             user.email,
             user.language,
@@ -478,6 +492,7 @@ def invite_staff(agency: Agency, email: str, role: str, invited_by: User) -> Inv
         agency_id=agency.id, email=email, role=role, invited_by_id=invited_by.id, created_at=utcnow()
     )
     db.session.add(invitation)
+    record("staff.invite", agency_id=agency.id, subject=email, details={"role": role, "outcome": "invited"})
     db.session.commit()
     token = _invitation_serializer().dumps({"invitation": invitation.id, "email": email})
     link = _external_url("treasury.accept_invitation", token=token)
@@ -568,6 +583,13 @@ def accept_invitation(token: str, user: User) -> InvitationCheck:
         select(StaffMembership.id).where(
             StaffMembership.user_id == user.id, StaffMembership.agency_id == invitation.agency_id
         )
+    )
+    record(
+        "staff.invitation_accept",
+        agency_id=invitation.agency_id,
+        subject=user.email,
+        details={"role": invitation.role},
+        actor_user_id=user.id,
     )
     if existing is not None:  # already on the staff: an invitation never changes a role
         db.session.commit()

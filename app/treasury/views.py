@@ -1,4 +1,4 @@
-"""Treasury pages: second factor, the agencies' payment history, payment pages, export, staff.
+"""Treasury pages: second factor, payment history and export, staff, settings, audit log, reports.
 
 Access is checked once, in ``_guard`` (run before every treasury view), never in the views:
 
@@ -13,11 +13,12 @@ Access is checked once, in ``_guard`` (run before every treasury view), never in
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
+from babel.numbers import format_decimal
 from flask import (
     Response,
     abort,
@@ -32,14 +33,31 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import format_date
 from flask_login import current_user
 
+from app.audit.services import AuditPosition, audit_page, export_audit_csv
+from app.agencies.models import ALL_CATEGORIES
 from app.db import utcnow
+from app.domain.money import Money
+from app.domain.second_factors import FACTORS
 from app.extensions import limiter, login_manager
 from app.i18n import gettext
 from app.templating import category_label, current_language, kind_label
-from app.treasury import bp, services
-from app.treasury.forms import ConfirmForm, EnrolmentForm, InviteForm, PaymentFilterForm, RoleForm, SecondFactorForm
+from app.treasury import bp, reports, services
+from app.treasury import settings as agency_settings
+from app.treasury.forms import (
+    AuditFilterForm,
+    ConfirmForm,
+    EnrolmentForm,
+    InviteForm,
+    PaymentFilterForm,
+    RoleForm,
+    SecondFactorForm,
+    SettingsFormBase,
+    SettlementForm,
+    settings_form,
+)
 from app.treasury.models import ROLES
 from app.treasury.services import AgencyAccess, Cursor, TreasuryError
 
@@ -401,3 +419,256 @@ def accept_invitation(token: str):  # noqa: ANN201 - a page or a redirect
     page = render_template("treasury/invitation.html", check=check, form=form, token=token)
     response = make_response(page, status)
     return response
+
+
+# -- agency settings -------------------------------------------------------------------------------------
+
+
+def _factor_label(factor: str) -> str:
+    labels = {
+        "tax_id_last4": gettext("Last four characters of the tax ID"),
+        "plate": gettext("Vehicle registration plate"),
+        "amount": gettext("The amount of the debt"),
+    }
+    return labels.get(factor, factor)
+
+
+def _decimal_text(amount_minor: int | None, currency: str) -> str:
+    return "" if amount_minor is None else str(Money(amount_minor, currency).to_decimal())
+
+
+def _settings_initial(current: agency_settings.AgencySettings, kinds: list[str], today: date) -> dict[str, Any]:
+    """The form's values on GET: the saved settings and an example debt 75 days overdue."""
+    currency = g.agency.currency
+    policy = current.surcharge_policy
+    initial: dict[str, Any] = {
+        "online_categories": current.online_categories,
+        "all_kinds": current.online_kinds is None,
+        "online_kinds": kinds if current.online_kinds is None else current.online_kinds,
+        "rate_percent": str(policy.rate_percent),
+        "period": policy.period.value,
+        "started_period_counts_whole": policy.started_period_counts_whole,
+        "grace_days": policy.grace_days,
+        "cap_amount": _decimal_text(policy.cap_minor, currency),
+        "cap_percent": "" if policy.cap_percent is None else str(policy.cap_percent),
+        "minimum": _decimal_text(policy.minimum_minor or None, currency),
+        "rounding": policy.rounding,
+        "surcharged_categories": sorted(policy.categories),
+        "installments_in_order": current.installments_in_order,
+        "factor_default": current.guest_second_factor.get("default") or "tax_id_last4",
+        "preview_principal": _decimal_text(10000, currency),
+        "preview_category": "certified",
+        "preview_due_date": today - timedelta(days=75),
+        "preview_on": today,
+    }
+    for kind in kinds:
+        initial[f"factor_{kind}"] = current.guest_second_factor.get(kind, "")
+    return initial
+
+
+@bp.route("/<agency_code>/settings", methods=["GET", "POST"])
+@requires_role("admin")
+def settings(agency_code: str):  # noqa: ANN201 - a page or a redirect
+    """What is payable online, the surcharge policy with a preview, guest second factors."""
+    agency = g.agency
+    current = agency_settings.current_settings(agency)
+    kinds = agency_settings.known_kinds(agency)
+    form_class = settings_form(kinds, {"start_after_days": current.surcharge_policy.start_after_days})
+    labels = {
+        "categories": {category: category_label(category) for category in ALL_CATEGORIES},
+        "kinds": {kind: kind_label(kind) for kind in kinds},
+        "factors": {factor: _factor_label(factor) for factor in FACTORS},
+    }
+    initial = None if request.method == "POST" else _settings_initial(current, form_class.kinds, _agency_today())
+    form: SettingsFormBase = form_class(data=initial, currency=agency.currency, labels=labels)
+    status, policy = 200, current.surcharge_policy
+    if form.is_submitted():
+        if not form.validate():
+            status, policy = 400, None
+        else:
+            policy = form.policy()
+            if form.save.data:
+                if agency_settings.update_settings(agency, form.agency_settings()):
+                    flash(gettext("The settings have been saved."), "success")
+                else:
+                    flash(gettext("Nothing was changed."), "info")
+                return redirect(url_for("treasury.settings", agency_code=agency_code), 303)
+    preview = None
+    example = form.preview_values()
+    if policy is not None and example is not None:
+        principal, due_date, on, category = example
+        preview = agency_settings.preview_surcharge(
+            policy, principal_minor=principal, due_date=due_date, on=on, category=category
+        )
+    page = render_template(
+        "treasury/settings.html", form=form, preview=preview, example=example, factor_label=_factor_label
+    )
+    return page, status
+
+
+# -- audit log ---------------------------------------------------------------------------------------------
+
+
+def audit_action_labels() -> dict[str, str]:
+    """Each recorded action, and each group of actions ("staff."), in words."""
+    return {
+        "staff.": gettext("Any staff action"),
+        "staff.invite": gettext("Staff invited"),
+        "staff.grant": gettext("Staff access granted"),
+        "staff.role_change": gettext("Staff role changed"),
+        "staff.revoke": gettext("Staff access removed"),
+        "staff.invitation_revoke": gettext("Invitation cancelled"),
+        "staff.invitation_accept": gettext("Invitation accepted"),
+        "settings.update": gettext("Settings changed"),
+        "payment.status": gettext("Payment status changed"),
+    }
+
+
+def audit_details(action: str, details: dict[str, Any]) -> str:
+    """An entry's particulars in a line: old → new, a role, or the settings that changed."""
+    if action == "settings.update":
+        names = {
+            "online_categories": gettext("categories payable online"),
+            "online_kinds": gettext("kinds payable online"),
+            "surcharge_policy": gettext("surcharge policy"),
+            "installments_in_order": gettext("installments in order"),
+            "guest_second_factor": gettext("guests' second factor"),
+        }
+        return ", ".join(names.get(name, name) for name in sorted(details))
+    if action == "staff.role_change":
+        return f"{services.role_label(details.get('from', ''))} → {services.role_label(details.get('to', ''))}"
+    if "from" in details and "to" in details:
+        return f"{details['from']} → {details['to']}"
+    if "role" in details:
+        return services.role_label(details["role"])
+    return ""
+
+
+@bp.app_template_global("audit_details")
+def _audit_details(action: str, details: dict[str, Any]) -> str:
+    return audit_details(action, details or {})
+
+
+@bp.app_template_global("audit_action")
+def _audit_action_label(action: str) -> str:
+    return audit_action_labels().get(action, action)
+
+
+def _audit_form() -> AuditFilterForm:
+    form = AuditFilterForm(request.args, actions=list(audit_action_labels().items()))
+    form.validate()
+    return form
+
+
+@bp.get("/<agency_code>/audit")
+@requires_role("admin")
+def audit(agency_code: str) -> str:
+    """The agency's audit log, newest first, searchable, 50 a page by keyset."""
+    form = _audit_form()
+    page = audit_page(
+        g.agency.id, g.agency.timezone, form.filters(), before=AuditPosition.decode(request.args.get("before"))
+    )
+    filter_args = {name: value for name, value in request.args.items() if name != "before" and value}
+    return render_template("treasury/audit.html", form=form, page=page, filter_args=filter_args)
+
+
+@bp.get("/<agency_code>/audit.csv")
+@requires_role("admin")
+def audit_export(agency_code: str) -> Response:
+    """The filtered audit log as CSV, streamed (`?sep=semicolon` for Excel in Greek)."""
+    form = _audit_form()
+    header = [
+        gettext("Date"),
+        gettext("Staff member"),
+        gettext("Action"),
+        gettext("Subject"),
+        gettext("Details"),
+        gettext("IP address"),
+    ]
+    chunks = export_audit_csv(
+        g.agency.id, g.agency.timezone, form.filters(), header, semicolon=request.args.get("sep") == "semicolon"
+    )
+    stamp = utcnow().astimezone(ZoneInfo(g.agency.timezone)).strftime("%Y%m%d-%H%M")
+    response = Response(stream_with_context(chunks), mimetype="text/csv")
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="audit-{g.agency.code}-{stamp}.csv"'
+    return response
+
+
+# -- settlement and adoption -----------------------------------------------------------------------------
+
+
+def _agency_today() -> date:
+    return utcnow().astimezone(ZoneInfo(g.agency.timezone)).date()
+
+
+def _settlement_days() -> tuple[SettlementForm, reports.SettlementReport | None]:
+    """The form read from ``?from=&to=`` (default: the last seven days) and its report, if valid."""
+    form = SettlementForm(request.args)
+    valid = form.validate()
+    today = _agency_today()
+    date_to = form.date_to.data or today
+    date_from = form.date_from.data or min(date_to, today) - timedelta(days=6)
+    if not form.date_from.data:
+        form.date_from.data = date_from
+    if not form.date_to.data:
+        form.date_to.data = date_to
+    if not valid or date_to < date_from or (date_to - date_from).days >= reports.MAX_SETTLEMENT_DAYS:
+        if not form.errors:
+            form.date_to.errors = [gettext("The end date must not be before the start date.")]
+        return form, None
+    return form, reports.settlement_report(g.agency, date_from, date_to)
+
+
+@bp.get("/<agency_code>/settlement")
+@requires_role("view")
+def settlement(agency_code: str):  # noqa: ANN201 - a page
+    """Per local day and kind of debt: payment lines, gross, refunds, fees, net; totals that add up."""
+    form, report = _settlement_days()
+    page = render_template("treasury/settlement.html", form=form, report=report)
+    return page, 200 if report is not None else 400
+
+
+@bp.get("/<agency_code>/settlement.csv")
+@requires_role("view")
+def settlement_export(agency_code: str) -> Response:
+    """The settlement report as CSV (`?sep=semicolon` for Excel in Greek)."""
+    form, report = _settlement_days()
+    if report is None:
+        abort(400)
+    header = [
+        gettext("Date"),
+        gettext("Kind"),
+        gettext("Payment lines"),
+        gettext("Gross"),
+        gettext("Refunds"),
+        gettext("Fees"),
+        gettext("Net"),
+        gettext("Currency"),
+    ]
+    chunks = reports.settlement_csv(
+        report, g.agency.currency, header, gettext("Total"), semicolon=request.args.get("sep") == "semicolon"
+    )
+    response = Response(chunks, mimetype="text/csv")
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    name = f"settlement-{g.agency.code}-{report.date_from.isoformat()}-{report.date_to.isoformat()}.csv"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@bp.app_template_filter("treasury_percent")
+def percent_figure(value) -> str:  # noqa: ANN001 - a Decimal
+    """A share with one decimal in the request's language: 12.5 or 12,5."""
+    return format_decimal(value, format="0.0", locale=current_language())
+
+
+@bp.get("/<agency_code>/adoption")
+@requires_role("view")
+def adoption(agency_code: str) -> str:
+    """How much of what the agency lets citizens pay online is paid online, over twelve months."""
+    report = reports.adoption_report(g.agency, _agency_today())
+    return render_template(
+        "treasury/adoption.html",
+        report=report,
+        month_label=lambda month, pattern="LLL yyyy": format_date(month, pattern),
+    )

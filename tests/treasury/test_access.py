@@ -38,6 +38,9 @@ MINIMUM_ROLE = {
     "treasury.change_role": "admin",
     "treasury.remove": "admin",
     "treasury.revoke_invitation": "admin",
+    "treasury.settings": "admin",
+    "treasury.audit": "admin",
+    "treasury.audit_export": "admin",
 }
 #: Routes whose form, posted with only its CSRF token, answers 400 (its field errors) once let in.
 FORMS_POSTED_EMPTY = {"treasury.refund"}
@@ -59,6 +62,10 @@ OTHER_ENDPOINTS = [endpoint for endpoint in ALL_ENDPOINTS if endpoint not in AGE
 
 def test_the_walk_sees_the_routes_it_should() -> None:
     assert {"treasury.payments", "treasury.payment", "treasury.export", "treasury.staff"} <= set(AGENCY_ENDPOINTS)
+    assert {
+        "treasury.settings", "treasury.audit", "treasury.audit_export",
+        "treasury.settlement", "treasury.settlement_export", "treasury.adoption",
+    } <= set(AGENCY_ENDPOINTS)  # fmt: skip
     assert set(MINIMUM_ROLE) <= set(AGENCY_ENDPOINTS)
 
 
@@ -188,6 +195,8 @@ def test_a_platform_admin_manages_staff_but_does_not_read_payments(app: Flask, c
     assert client.get(f"/treasury/{home['agency_code']}/payments").status_code == 404
     assert client.get(f"/treasury/{home['agency_code']}/payments/{home['reference']}").status_code == 404
     assert client.get(f"/treasury/{home['agency_code']}/payments.csv").status_code == 404
+    for page in ("settings", "audit", "audit.csv", "settlement", "settlement.csv", "adoption"):
+        assert client.get(f"/treasury/{home['agency_code']}/{page}").status_code == 404, page
 
 
 def test_the_index_lists_only_the_persons_agencies(client: FlaskClient, world: World) -> None:
