@@ -8,7 +8,7 @@ fails instead of skipping.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
 import pytest
@@ -143,3 +143,23 @@ def stripe_app(app: Flask, localstripe_url: str) -> Iterator[Flask]:
     app.config.update(stripe_settings(localstripe_url))
     yield app
     app.config.update(saved)
+
+
+@pytest.fixture()
+def set_limits(app: Flask) -> Iterator[Callable[..., None]]:
+    """``set_limits(LOGIN_RATE_LIMIT="2 per hour", ...)``: settings for one test; rate-limit counters start empty."""
+    from app.extensions import limiter
+
+    saved: dict[str, object] = {}
+
+    def set_(**settings: object) -> None:
+        for name, value in settings.items():
+            saved.setdefault(name, app.config[name])
+            app.config[name] = value
+        limiter.reset()
+
+    try:
+        yield set_
+    finally:
+        app.config.update(saved)
+        limiter.reset()

@@ -93,12 +93,17 @@ def quote_debts(user_id: int, keys: Iterable[str], now: datetime) -> Quote:
     currencies = {item.debt.currency for item in selected}
     if len(currencies) != 1:
         raise CheckoutError("mixed_currency")
+    return store_quote(selected, user_id=user_id, currency=currencies.pop(), now=now)
+
+
+def store_quote(items: list[PayableItem], *, user_id: int | None, currency: str, now: datetime) -> Quote:
+    """Store today's price of checked items as a quote (of an account, or of nobody for a guest)."""
     quote = Quote(
         token=secrets.token_urlsafe(32),
         user_id=user_id,
-        currency=currencies.pop(),
-        total_minor=sum(item.total_minor for item in selected),
-        expires_at=min(end_of_local_day(item, now) for item in selected),
+        currency=currency,
+        total_minor=sum(item.total_minor for item in items),
+        expires_at=min(end_of_local_day(item, now) for item in items),
         created_at=now,
         lines=[
             QuoteLine(
@@ -110,7 +115,7 @@ def quote_debts(user_id: int, keys: Iterable[str], now: datetime) -> Quote:
                 amount_minor=item.total_minor,
                 explanation=serialise_lines(item.surcharge.lines),
             )
-            for item in selected
+            for item in items
         ],
     )
     db.session.add(quote)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.checkout.models import Quote, QuoteLine
-from app.checkout.services import CheckoutError, end_of_local_day, serialise_lines
+from app.checkout.services import CheckoutError, store_quote
 from app.db import UTCDateTime
 from app.debts.models import Debt
 from app.debts.services import BLOCK_IN_PROGRESS, BLOCK_NOT_ONLINE, PayableItem, items_of_debt
@@ -222,28 +221,7 @@ def _payable_state(debt_id: int, now: datetime) -> GuestLookup:
 
 def quote_guest_item(item: PayableItem, now: datetime) -> Quote:
     """Price one item for today and store it as a quote that belongs to no account."""
-    quote = Quote(
-        token=secrets.token_urlsafe(32),
-        user_id=None,
-        currency=item.debt.currency,
-        total_minor=item.total_minor,
-        expires_at=end_of_local_day(item, now),
-        created_at=now,
-        lines=[
-            QuoteLine(
-                agency_id=item.agency.id,
-                debt_id=item.debt.id,
-                installment_id=item.installment.id if item.installment else None,
-                principal_minor=item.principal_minor,
-                surcharge_minor=item.surcharge.amount_minor,
-                amount_minor=item.total_minor,
-                explanation=serialise_lines(item.surcharge.lines),
-            )
-        ],
-    )
-    db.session.add(quote)
-    db.session.commit()
-    return quote
+    return store_quote([item], user_id=None, currency=item.debt.currency, now=now)
 
 
 def guest_quote(token: str) -> Quote | None:

@@ -6,7 +6,7 @@ Links are read from the messages a real local SMTP server (aiosmtpd) received.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.accounts.models import User
-from app.extensions import db, limiter
+from app.extensions import db
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import csrf_token, page_text
 from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401
@@ -55,24 +55,6 @@ def reload(user_id: int) -> User:
     user = db.session.get(User, user_id)
     assert user is not None
     return user
-
-
-@pytest.fixture()
-def set_limits(app: Flask) -> Iterator[Callable[..., None]]:
-    """``set_limits(PASSWORD_RESET_RATE_LIMIT="2 per hour")`` for one test; counters start empty."""
-    saved: dict[str, str] = {}
-
-    def set_(**limits: str) -> None:
-        for name, value in limits.items():
-            saved.setdefault(name, app.config[name])
-            app.config[name] = value
-        limiter.reset()
-
-    try:
-        yield set_
-    finally:
-        app.config.update(saved)
-        limiter.reset()
 
 
 def test_the_answer_is_the_same_whether_or_not_the_address_has_an_account(

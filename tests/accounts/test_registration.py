@@ -5,7 +5,7 @@ Links are read from the messages a real local SMTP server (aiosmtpd) received.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.accounts.passwords import MAX_LENGTH, common_passwords, password_problem
-from app.extensions import db, limiter
+from app.extensions import db
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import csrf_token, log_in, page_text
 from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401
@@ -41,24 +41,6 @@ def register(client: FlaskClient, email: str, password: str = GOOD_PASSWORD, **f
 def user_by_email(email: str) -> User | None:
     db.session.expire_all()
     return db.session.scalar(select(User).where(User.email == email))
-
-
-@pytest.fixture()
-def set_limits(app: Flask) -> Iterator[Callable[..., None]]:
-    """``set_limits(REGISTER_RATE_LIMIT="2 per hour")`` for one test; counters start empty."""
-    saved: dict[str, str] = {}
-
-    def set_(**limits: str) -> None:
-        for name, value in limits.items():
-            saved.setdefault(name, app.config[name])
-            app.config[name] = value
-        limiter.reset()
-
-    try:
-        yield set_
-    finally:
-        app.config.update(saved)
-        limiter.reset()
 
 
 # -- the password policy -------------------------------------------------------------------------

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from flask import Flask
 from flask.testing import FlaskClient
 
-from app.extensions import limiter
 from tests.helpers import csrf_token
 
 MORNING = datetime(2026, 3, 1, 8, tzinfo=UTC)  # 10:00 in Athens
@@ -28,24 +26,6 @@ def morning() -> Iterator[time_machine.Traveller]:
     """Freeze the clock before any request: a CSRF token from the future would be refused."""
     with time_machine.travel(MORNING, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture()
-def set_limits(app: Flask) -> Iterator[Callable[..., None]]:
-    """``set_limits(GUEST_LOOKUP_RATE_LIMIT="2 per hour")`` or any setting for one test; counters start empty."""
-    saved: dict[str, object] = {}
-
-    def set_(**settings: object) -> None:
-        for name, value in settings.items():
-            saved.setdefault(name, app.config[name])
-            app.config[name] = value
-        limiter.reset()
-
-    try:
-        yield set_
-    finally:
-        app.config.update(saved)
-        limiter.reset()
 
 
 def look_up(client: FlaskClient, code: str, factor: str, **environ: str):  # noqa: ANN201 - a response
