@@ -76,6 +76,14 @@ def begin_stripe_payment(
     quote: Quote, *, user_id: int | None, channel: str, gateway: StripeGateway, now: datetime
 ) -> StripeStart:
     """Claim the quote's debts and open a SetupIntent; a repeat for the same quote reuses both."""
+    # Lock the quote first: two tabs starting at once make one payment, and on SQLite the write
+    # lock is taken before any read (a read-then-write transaction cannot wait its turn there).
+    quote_id = quote.id
+    db.session.commit()
+    db.session.execute(
+        update(Quote).where(Quote.id == quote_id).values(status=Quote.status).execution_options(synchronize_session=False)
+    )
+    quote = db.session.scalars(select(Quote).where(Quote.id == quote_id).execution_options(populate_existing=True)).one()
     payment = _pending_stripe_payment(quote)
     if payment is not None and payment.provider_setup and not payment.charges:
         setup = gateway.retrieve_setup_intent(payment.provider_setup)
@@ -86,17 +94,19 @@ def begin_stripe_payment(
         raise PaymentInProgress(payment)
     if payment is None:
         payment = claim_quote(quote, provider_name="stripe", channel=channel, user_id=user_id, now=now)
+    payment_id, reference = payment.id, payment.reference
+    customer, earlier_setup = payment.provider_customer, payment.provider_setup
+    db.session.commit()  # the claim stands before Stripe is called; no lock is held meanwhile
     try:
-        if payment.provider_customer is None:
-            payment.provider_customer = gateway.create_customer(payment.reference)
-            db.session.commit()
+        # The customer's idempotency key is the payment's: a retry gets the same customer.
+        customer = customer or gateway.create_customer(reference)
         # A new key when a SetupIntent already exists, or Stripe would hand back the old one.
-        attempt = payment.provider_setup or "first"
-        setup = gateway.create_setup_intent(payment.provider_customer, payment.reference, attempt)
+        setup = gateway.create_setup_intent(customer, reference, earlier_setup or "first")
     except ProviderUnavailable:
-        fail_payment(payment.id, provider_reference=None, reason="provider_unavailable", card_last4=None)
+        fail_payment(payment_id, provider_reference=None, reason="provider_unavailable", card_last4=None)
         raise
-    payment.provider_setup = setup.id
+    payment = _locked(payment_id)
+    payment.provider_customer, payment.provider_setup = customer, setup.id
     db.session.commit()
     assert setup.client_secret is not None
     return StripeStart(payment, setup.client_secret)
@@ -132,6 +142,12 @@ def _locked(payment_id: int) -> Payment:
         .execution_options(populate_existing=True)
     )
     return db.session.scalars(statement).one()
+
+
+def _locked_charge(payment_id: int, agency_id: int) -> ProviderCharge:
+    """The payment's charge for one agency, in a new transaction holding the payment's lock."""
+    payment = _locked(payment_id)
+    return next(charge for charge in payment.charges if charge.agency_id == agency_id)
 
 
 def _shares(payment: Payment) -> list[tuple[int, int]]:
@@ -180,30 +196,35 @@ def authorize_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardSte
             charge = ProviderCharge(agency_id=agency_id, amount_minor=amount, currency=payment.currency)
             payment.charges.append(charge)
             existing[agency_id] = charge
+    agency_ids = [agency_id for agency_id, _amount in _shares(payment)]
+    payment_method, customer, reference = setup.payment_method, payment.provider_customer or "", payment.reference
     db.session.commit()  # the rows exist before Stripe hears of them: a retry finds them
 
-    for agency_id, _amount in _shares(payment):
-        charge = existing[agency_id]
+    for agency_id in agency_ids:
+        # Each write transaction starts by locking the payment (see _locked): never read-then-write.
+        charge = _locked_charge(payment_id, agency_id)
         if charge.status != "creating":
             continue
         agency = db.session.get(Agency, agency_id)
         assert agency is not None
-        params = payment_intent_params(
-            amount_minor=charge.amount_minor,
-            currency=charge.currency,
-            customer=payment.provider_customer or "",
-            payment_method=setup.payment_method,
-            metadata={"payment": payment.reference, "agency": agency.code, "charge": str(charge.id)},
-            destination=agency.stripe_account,
-        )
         if charge.provider_reference is None:
-            intent = gateway.create_payment_intent(params, idempotency_key=f"{payment.reference}:{agency.code}")
+            params = payment_intent_params(
+                amount_minor=charge.amount_minor,
+                currency=charge.currency,
+                customer=customer,
+                payment_method=payment_method,
+                metadata={"payment": reference, "agency": agency.code, "charge": str(charge.id)},
+                destination=agency.stripe_account,
+            )
+            intent = gateway.create_payment_intent(params, idempotency_key=f"{reference}:{agency.code}")
             charge.provider_reference = intent.id
             db.session.commit()
-        state = gateway.confirm_payment_intent(charge.provider_reference)
+            charge = _locked_charge(payment_id, agency_id)
+        state = gateway.confirm_payment_intent(charge.provider_reference or "")
         _apply(charge, state)
+        failed = charge.status == "failed"
         db.session.commit()
-        if charge.status == "failed":
+        if failed:
             break  # no point authorising the rest: the basket is paid whole or not at all
     return settle_stripe_payment(payment_id, gateway)
 
