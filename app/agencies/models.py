@@ -43,6 +43,12 @@ class Agency(Base):
     guest_second_factor: Mapped[dict[str, str]] = mapped_column(
         JSON, default=dict, server_default=text("'{}'")
     )
+    #: Revenue withholdings (κρατήσεις) per debt kind, see app.domain.withholdings: {"default":
+    #: [{"name": "Fund X", "percent": "2"}], "traffic_fine": [{"name": "Fund Y", "fixed_minor": 50}]};
+    #: percentages as text (exact Decimals), amounts in minor units. {} withholds nothing.
+    withholdings: Mapped[dict[str, list[dict[str, Any]]]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
     #: Installments of an arrangement must be paid oldest first.
     installments_in_order: Mapped[bool] = mapped_column(Boolean, default=True)
     #: ERP connector: {"type": "demo", "options": {...}}.

@@ -17,13 +17,16 @@ from wtforms import (
     SelectMultipleField,
     StringField,
     SubmitField,
+    TextAreaField,
 )
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.agencies.models import ALL_CATEGORIES
+from app.domain.money import Money
 from app.domain.second_factors import FACTORS
 from app.domain.surcharges import InvalidPolicy, Period, SurchargePolicy
+from app.domain.withholdings import DEFAULT_KEY, MAX_NAME_LENGTH, Withholding
 from app.i18n import lazy_gettext as _l
 from app.treasury.models import ROLES
 from app.treasury.services import PaymentFilters, parse_amount
@@ -210,6 +213,83 @@ def _decimal(text: str | None) -> Decimal | None:
     return value
 
 
+#: Typed on its own line in a kind's withholdings: this kind withholds nothing, whatever the default.
+NO_WITHHOLDINGS = "-"
+
+
+def parse_withholdings(text: str | None, currency: str) -> list[Withholding] | None:
+    """Withholdings typed one a line, "Fund X; 2%" or "Fund Y; 0,50"; None when left empty.
+
+    A line "-" alone means "none" (an empty list). Raises ValidationError with a sentence that
+    names the line when a line cannot be read or applied.
+    """
+    lines = [(number, line.strip()) for number, line in enumerate((text or "").splitlines(), start=1)]
+    lines = [(number, line) for number, line in lines if line]
+    if not lines:
+        return None
+    if [line for _number, line in lines] == [NO_WITHHOLDINGS]:
+        return []
+    withholdings: list[Withholding] = []
+    for number, line in lines:
+        name, separator, value = line.rpartition(";")
+        name, value = name.strip(), value.strip()
+        if not separator or not name or not value:
+            raise ValidationError(
+                _l(
+                    "Line %(line)s: write the beneficiary, a semicolon and a percentage or an amount, "
+                    "like “Fund X; 2%%” or “Fund Y; 0,50”.",
+                    line=number,
+                )
+            )
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValidationError(
+                _l("Line %(line)s: the beneficiary's name has at most %(count)s characters.", line=number, count=MAX_NAME_LENGTH)
+            )
+        if value.endswith("%"):
+            try:
+                percent = _decimal(value)
+            except ValueError:
+                percent = None
+            if percent is None or not Decimal(0) < percent <= Decimal(100):
+                raise ValidationError(
+                    _l("Line %(line)s: the percentage must be more than 0 and at most 100.", line=number)
+                )
+            # "2,0%" is stored as "2" and "2,50%" as "2.5": the same rate is written one way.
+            exact = Decimal(int(percent)) if percent == percent.to_integral_value() else percent.normalize()
+            withholdings.append(Withholding(name, percent=exact))
+        else:
+            try:
+                # parse_amount reads "0,505" as 505 (a thousands group); here it is a typo.
+                amount = 0 if re.fullmatch(r"0+[.,]\d{3,}", value) else parse_amount(value, currency)
+            except ValueError:
+                amount = 0
+            if amount <= 0:
+                raise ValidationError(
+                    _l("Line %(line)s: enter the amount like 0,50 (more than zero), or a percentage like 2%%.", line=number)
+                )
+            withholdings.append(Withholding(name, fixed_minor=amount))
+    if sum((item.percent for item in withholdings if item.percent is not None), Decimal(0)) > 100:
+        raise ValidationError(_l("The percentages on these lines add up to more than 100."))
+    return withholdings
+
+
+def withholdings_text(stored: list[dict[str, Any]] | None, currency: str) -> str:
+    """Stored withholdings as the settings page shows them: one a line, "Fund X; 2%"."""
+    if stored is None:
+        return ""
+    if not stored:
+        return NO_WITHHOLDINGS
+    lines = []
+    for item in stored:
+        withholding = Withholding.from_dict(item)
+        if withholding.percent is not None:
+            value = f"{withholding.percent}%".replace(".", ",")
+        else:
+            value = str(Money(withholding.fixed_minor or 0, currency).to_decimal()).replace(".", ",")
+        lines.append(f"{withholding.name}; {value}")
+    return "\n".join(lines)
+
+
 class SettingsFormBase(FlaskForm):
     """Agency settings; ``settings_form`` adds one guest second-factor field per known kind."""
 
@@ -241,6 +321,11 @@ class SettingsFormBase(FlaskForm):
     surcharged_categories = CheckboxesField(_l("Debt categories that carry a surcharge"))
     installments_in_order = BooleanField(_l("Installments must be paid oldest first"))
     factor_default = SelectField(_l("Every other kind of debt"), render_kw=_SELECT_LOOK)
+    withholdings_default = TextAreaField(
+        _l("Withholdings from every other kind of debt"),
+        validators=[Optional(), Length(max=4000)],
+        render_kw={"rows": 3, "spellcheck": "false"},
+    )
 
     preview_principal = StringField(
         _l("Example principal"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"}
@@ -279,6 +364,15 @@ class SettingsFormBase(FlaskForm):
     def kind_factor_fields(self) -> list:
         """The guest second-factor field of each kind, in the order of ``kinds``."""
         return [self[f"factor_{kind}"] for kind in self.kinds]
+
+    def kind_withholding_fields(self) -> list:
+        """The withholdings field of each kind, in the order of ``kinds``."""
+        return [self[f"withholdings_{kind}"] for kind in self.kinds]
+
+    def _withholding_fields(self) -> list[tuple[str, Any]]:
+        return [(DEFAULT_KEY, self.withholdings_default)] + [
+            (kind, self[f"withholdings_{kind}"]) for kind in self.kinds
+        ]
 
     # -- per-field checks -------------------------------------------------------------------
 
@@ -347,6 +441,14 @@ class SettingsFormBase(FlaskForm):
                 if not field.data and not field.errors:
                     field.errors = [*field.errors, message]
                     valid = False
+        for _key, field in self._withholding_fields():
+            if field.errors:
+                continue
+            try:
+                parse_withholdings(field.data, self.currency)
+            except ValidationError as error:
+                field.errors = [*field.errors, str(error.args[0])]
+                valid = False
         if not valid:
             return False
         try:
@@ -387,7 +489,17 @@ class SettingsFormBase(FlaskForm):
             surcharge_policy=self.policy(),
             installments_in_order=bool(self.installments_in_order.data),
             guest_second_factor=self.guest_factors(),
+            withholdings=self.withholdings(),
         )
+
+    def withholdings(self) -> dict[str, list[dict[str, Any]]]:
+        """The withholdings typed per kind, stored form; a kind left empty follows the default."""
+        settings: dict[str, list[dict[str, Any]]] = {}
+        for key, field in self._withholding_fields():
+            parsed = parse_withholdings(field.data, self.currency)
+            if parsed is not None:
+                settings[key] = [item.to_dict() for item in parsed]
+        return settings
 
     def guest_factors(self) -> dict[str, str]:
         """The guest second factor per kind: the default, and each kind that differs from it."""
@@ -415,6 +527,9 @@ def settings_form(kinds: list[str], kept_policy: dict[str, Any]) -> type[Setting
     attributes: dict[str, Any] = {"kinds": safe, "_kept_policy": kept_policy}
     for kind in safe:
         attributes[f"factor_{kind}"] = SelectField(kind, validators=[Optional()], render_kw=_SELECT_LOOK)
+        attributes[f"withholdings_{kind}"] = TextAreaField(
+            kind, validators=[Optional(), Length(max=4000)], render_kw={"rows": 2, "spellcheck": "false"}
+        )
     return type("SettingsForm", (SettingsFormBase,), attributes)
 
 

@@ -15,11 +15,11 @@ import io
 import logging
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
 
 import pyotp
@@ -37,6 +37,7 @@ from app.audit.services import record
 from app.db import UTCDateTime, utcnow
 from app.debts.models import Debt, Debtor, Installment
 from app.domain.money import Money, minor_unit_exponent
+from app.domain.withholdings import LineSplit, Withholding, split_line, withholdings_for_kind
 from app.encryption import encrypt_secret, decrypt_secret
 from app.extensions import db
 from app.i18n import gettext
@@ -856,6 +857,8 @@ class AgencyPayment:
     amount_minor: int
     #: Write-back state per line id.
     write_back: dict[int, WriteBack] = field(default_factory=dict)
+    #: Per line id: the line split into the agency's withholdings and what the agency keeps.
+    withholdings: dict[int, LineSplit] = field(default_factory=dict)
 
 
 def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
@@ -892,7 +895,9 @@ def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
             )
         else:
             write_back[line.id] = WriteBack("not_queued")
-    return AgencyPayment(payment, lines, sum(line.amount_minor for line in lines), write_back)
+    split = _line_splitter(agency)
+    withholdings = {line.id: split(line.debt.kind, line.amount_minor) for line in lines}
+    return AgencyPayment(payment, lines, sum(line.amount_minor for line in lines), write_back, withholdings)
 
 
 # -- CSV export -------------------------------------------------------------------------------------
@@ -918,6 +923,8 @@ def csv_header() -> list[str]:
         gettext("Principal"),
         gettext("Surcharge"),
         gettext("Amount"),
+        gettext("Withheld"),
+        gettext("Net to agency"),
         gettext("Currency"),
     ]
 
@@ -927,14 +934,20 @@ def _decimal_text(amount_minor: int, currency: str, decimal_mark: str) -> str:
     return text.replace(".", decimal_mark)
 
 
-def export_rows(agency: Agency, filters: PaymentFilters, batch_size: int | None = None) -> Iterator[list[list[str]]]:
+def export_rows(agency: Agency, filters: PaymentFilters, batch_size: int | None = None) -> Iterator[list[list[Any]]]:
     """The agency's lines of the filtered payments, newest payment first, a batch at a time.
+
+    Each row has the columns of ``csv_header``: the date as a naive datetime in the agency's
+    time zone, amounts as ints of minor units, the installment number as an int (or None), and
+    text everywhere else; each export writes these values its own way. "Withheld" and "Net to
+    agency" split the line by the agency's withholdings for the debt's kind (they add up to it).
 
     Payments are read by keyset in batches, and each batch's lines in one more query, as plain
     tuples (never ORM objects): the memory used does not grow with the number of rows.
     """
     size = batch_size or current_app.config["TREASURY_EXPORT_BATCH_SIZE"]
     zone = ZoneInfo(agency.timezone)
+    split = _line_splitter(agency)
     base = _filtered_payments(agency, filters).with_only_columns(
         Payment.id, Payment.created_at, maintain_column_froms=True
     )
@@ -979,33 +992,52 @@ def export_rows(agency: Agency, filters: PaymentFilters, batch_size: int | None 
             .where(PaymentLine.payment_id.in_(list(order)), PaymentLine.agency_id == agency.id)
         ).all()
         lines = sorted(lines, key=lambda row: (order[row.payment_id], row.id))
-        yield [
-            [
-                row.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                row.reference,
-                row.status,
-                row.channel,
-                row.provider,
-                row.provider_reference or "",
-                row.card_last4 or "",
-                row.external_id,
-                row.rf_reference,
-                row.category,
-                row.kind,
-                str(row.number) if row.number is not None else "",
-                row.tax_id,
-                row.name,
-                row.principal_minor,
-                row.surcharge_minor,
-                row.amount_minor,
-                agency.currency,
-            ]
-            for row in lines
-        ]
+        yield [_export_row(row, zone, split, agency.currency) for row in lines]
         last_id, last_created = batch[-1]
         cursor = Cursor(last_created, last_id)
         if len(batch) < size:
             return
+
+
+def _export_row(row: Any, zone: ZoneInfo, split: Callable[[str, int], LineSplit], currency: str) -> list[Any]:
+    """One line of the export, in the columns of ``csv_header``."""
+    parts = split(row.kind, row.amount_minor)
+    return [
+        row.created_at.astimezone(zone).replace(tzinfo=None),
+        row.reference,
+        row.status,
+        row.channel,
+        row.provider,
+        row.provider_reference or "",
+        row.card_last4 or "",
+        row.external_id,
+        row.rf_reference,
+        row.category,
+        row.kind,
+        row.number,
+        row.tax_id,
+        row.name,
+        row.principal_minor,
+        row.surcharge_minor,
+        row.amount_minor,
+        parts.withheld_minor,
+        parts.remainder_minor,
+        currency,
+    ]
+
+
+def _line_splitter(agency: Agency) -> Callable[[str, int], LineSplit]:
+    """Split a line of a kind by the agency's withholdings, reading each kind's list once."""
+    settings = dict(agency.withholdings or {})
+    currency = agency.currency
+    by_kind: dict[str, list[Withholding]] = {}
+
+    def split(kind: str, amount_minor: int) -> LineSplit:
+        if kind not in by_kind:
+            by_kind[kind] = withholdings_for_kind(settings, kind)
+        return split_line(amount_minor, currency, by_kind[kind])
+
+    return split
 
 
 def export_csv(agency: Agency, filters: PaymentFilters, *, semicolon: bool = False) -> Iterator[str]:
@@ -1028,6 +1060,8 @@ def export_csv(agency: Agency, filters: PaymentFilters, *, semicolon: bool = Fal
     yield "\ufeff" + flush()
     for batch in export_rows(agency, filters):
         for row in batch:
+            row[_DATE_COLUMN] = row[_DATE_COLUMN].strftime("%Y-%m-%d %H:%M:%S")
+            row[_INSTALLMENT_COLUMN] = "" if row[_INSTALLMENT_COLUMN] is None else str(row[_INSTALLMENT_COLUMN])
             for index in _TEXT_COLUMNS:
                 row[index] = _inert(row[index])
             for index in _AMOUNT_COLUMNS:
@@ -1037,8 +1071,58 @@ def export_csv(agency: Agency, filters: PaymentFilters, *, semicolon: bool = Fal
 
 
 #: Columns of export_rows holding minor units, and those holding text from ERPs or providers.
-_AMOUNT_COLUMNS = (14, 15, 16)
+_AMOUNT_COLUMNS = (14, 15, 16, 17, 18)
 _TEXT_COLUMNS = (5, 7, 8, 12, 13)
+_DATE_COLUMN = 0
+_INSTALLMENT_COLUMN = 11
+
+
+def export_xlsx(agency: Agency, filters: PaymentFilters, target: IO[bytes]) -> int:
+    """Write the export as an XLSX workbook to ``target``; returns the number of lines written.
+
+    The rows are those of ``export_rows`` (the CSV's, column for column). XlsxWriter's
+    constant-memory mode flushes each row to a temporary file as it is written, so memory does
+    not grow with the export. Dates are Excel dates in the agency's time zone, amounts numbers
+    with the currency's decimals, and text is always written as text, so a name like
+    "=HYPERLINK(...)" from an ERP stays a name and never becomes a formula.
+    """
+    import xlsxwriter
+
+    decimals = minor_unit_exponent(agency.currency)
+    amount_pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + f' "{agency.currency}"'
+    workbook = xlsxwriter.Workbook(
+        target,
+        {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+    )
+    try:
+        sheet = workbook.add_worksheet(gettext("Payments")[:31])
+        bold = workbook.add_format({"bold": True})
+        date_format = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        amount_format = workbook.add_format({"num_format": amount_pattern})
+        header = csv_header()
+        sheet.set_column(_DATE_COLUMN, _DATE_COLUMN, 19)
+        sheet.set_column(1, len(header) - 1, 16)
+        sheet.freeze_panes(1, 0)
+        for column, title in enumerate(header):
+            sheet.write_string(0, column, title, bold)
+        row_number = 0
+        for batch in export_rows(agency, filters):
+            for row in batch:
+                row_number += 1
+                for column, value in enumerate(row):
+                    if column == _DATE_COLUMN:
+                        sheet.write_datetime(row_number, column, value, date_format)
+                    elif column in _AMOUNT_COLUMNS:
+                        # Excel keeps numbers as binary floating point; the Decimal is exact up to here.
+                        sheet.write_number(row_number, column, Money(value, agency.currency).to_decimal(), amount_format)
+                    elif column == _INSTALLMENT_COLUMN:
+                        if value is not None:
+                            sheet.write_number(row_number, column, value)
+                    else:
+                        sheet.write_string(row_number, column, value)
+    finally:
+        workbook.close()
+    return row_number
 
 
 def _inert(text: str) -> str:

@@ -1,4 +1,5 @@
-"""Agency settings: what is payable online, the surcharge policy (with a preview), guest factors.
+"""Agency settings: what is payable online, the surcharge policy (with a preview), guest factors,
+revenue withholdings.
 
 An agency administrator edits these on /treasury/<agency>/settings. Every value is checked by the
 domain rules that later apply it (``SurchargePolicy``, ``check_factor_settings``), so a setting
@@ -7,7 +8,7 @@ that would fail at checkout is refused here, with a sentence, instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.audit.services import record
 from app.debts.models import Debt
 from app.domain.second_factors import check_factor_settings
 from app.domain.surcharges import SurchargePolicy, SurchargeResult, compute_surcharge
+from app.domain.withholdings import DEFAULT_KEY, check_withholding_settings
 from app.extensions import db
 
 
@@ -32,6 +34,9 @@ class AgencySettings:
     installments_in_order: bool
     #: {"default": factor, kind: factor, ...}; a kind left out asks the default.
     guest_second_factor: dict[str, str]
+    #: Revenue withholdings per kind in their stored form (app.domain.withholdings); a kind left
+    #: out follows "default", and {} withholds nothing.
+    withholdings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def stored(self) -> dict[str, Any]:
         """The values as the agencies table stores them."""
@@ -41,6 +46,7 @@ class AgencySettings:
             "surcharge_policy": self.surcharge_policy.to_dict(),
             "installments_in_order": self.installments_in_order,
             "guest_second_factor": dict(sorted(self.guest_second_factor.items())),
+            "withholdings": dict(sorted(check_withholding_settings(self.withholdings).items())),
         }
 
 
@@ -52,6 +58,7 @@ def current_settings(agency: Agency) -> AgencySettings:
         surcharge_policy=agency.policy,
         installments_in_order=agency.installments_in_order,
         guest_second_factor=dict(agency.guest_second_factor or {}),
+        withholdings=dict(agency.withholdings or {}),
     )
 
 
@@ -60,6 +67,7 @@ def known_kinds(agency: Agency) -> list[str]:
     kinds = set(db.session.scalars(select(Debt.kind).where(Debt.agency_id == agency.id).distinct()))
     kinds.update(agency.online_kinds or [])
     kinds.update(kind for kind in (agency.guest_second_factor or {}) if kind != "default")
+    kinds.update(kind for kind in (agency.withholdings or {}) if kind != DEFAULT_KEY)
     return sorted(kinds)
 
 
@@ -69,6 +77,7 @@ def update_settings(agency: Agency, settings: AgencySettings) -> list[str]:
     before = {name: getattr(agency, name) for name in settings.stored()}
     # Stored shorthands ({} for the Greek default, no "default" factor) compare as what they mean.
     before["surcharge_policy"] = agency.policy.to_dict()
+    before["withholdings"] = dict(sorted((agency.withholdings or {}).items()))
     before["guest_second_factor"] = dict(
         sorted({**before["guest_second_factor"], "default": agency.guest_factor("default")}.items())
     )

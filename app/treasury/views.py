@@ -12,6 +12,7 @@ Access is checked once, in ``_guard`` (run before every treasury view), never in
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     session,
     stream_with_context,
     url_for,
@@ -57,6 +59,7 @@ from app.treasury.forms import (
     SettingsFormBase,
     SettlementForm,
     settings_form,
+    withholdings_text,
 )
 from app.treasury.models import ROLES
 from app.treasury.services import AgencyAccess, Cursor, TreasuryError
@@ -310,6 +313,30 @@ def export(agency_code: str) -> Response:
     return response
 
 
+@bp.get("/<agency_code>/payments.xlsx")
+@requires_role("view")
+def export_xlsx(agency_code: str) -> Response:
+    """The filtered payments' lines of this agency as an Excel workbook (the CSV's rows and columns)."""
+    form = _filter_form(g.access)
+    # An anonymous temporary file: the workbook is built on disk, not in memory, and the file
+    # is gone once send_file has streamed it and closed it.
+    workbook = tempfile.TemporaryFile()
+    try:
+        services.export_xlsx(g.agency, form.filters(), workbook)
+        workbook.seek(0)
+    except BaseException:
+        workbook.close()
+        raise
+    stamp = utcnow().astimezone(ZoneInfo(g.agency.timezone)).strftime("%Y%m%d-%H%M")
+    return send_file(
+        workbook,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        as_attachment=True,
+        download_name=f"payments-{g.agency.code}-{stamp}.xlsx",
+        max_age=0,
+    )
+
+
 # -- staff -----------------------------------------------------------------------------------------------------
 
 
@@ -461,8 +488,10 @@ def _settings_initial(current: agency_settings.AgencySettings, kinds: list[str],
         "preview_due_date": today - timedelta(days=75),
         "preview_on": today,
     }
+    initial["withholdings_default"] = withholdings_text(current.withholdings.get("default"), currency)
     for kind in kinds:
         initial[f"factor_{kind}"] = current.guest_second_factor.get(kind, "")
+        initial[f"withholdings_{kind}"] = withholdings_text(current.withholdings.get(kind), currency)
     return initial
 
 
@@ -533,6 +562,7 @@ def audit_details(action: str, details: dict[str, Any]) -> str:
             "surcharge_policy": gettext("surcharge policy"),
             "installments_in_order": gettext("installments in order"),
             "guest_second_factor": gettext("guests' second factor"),
+            "withholdings": gettext("withholdings"),
         }
         return ", ".join(names.get(name, name) for name in sorted(details))
     if action == "staff.role_change":

@@ -61,7 +61,9 @@ OTHER_ENDPOINTS = [endpoint for endpoint in ALL_ENDPOINTS if endpoint not in AGE
 
 
 def test_the_walk_sees_the_routes_it_should() -> None:
-    assert {"treasury.payments", "treasury.payment", "treasury.export", "treasury.staff"} <= set(AGENCY_ENDPOINTS)
+    assert {"treasury.payments", "treasury.payment", "treasury.export", "treasury.export_xlsx", "treasury.staff"} <= set(
+        AGENCY_ENDPOINTS
+    )
     assert {
         "treasury.settings", "treasury.audit", "treasury.audit_export",
         "treasury.settlement", "treasury.settlement_export", "treasury.adoption",
@@ -195,6 +197,7 @@ def test_a_platform_admin_manages_staff_but_does_not_read_payments(app: Flask, c
     assert client.get(f"/treasury/{home['agency_code']}/payments").status_code == 404
     assert client.get(f"/treasury/{home['agency_code']}/payments/{home['reference']}").status_code == 404
     assert client.get(f"/treasury/{home['agency_code']}/payments.csv").status_code == 404
+    assert client.get(f"/treasury/{home['agency_code']}/payments.xlsx").status_code == 404
     for page in ("settings", "audit", "audit.csv", "settlement", "settlement.csv", "adoption"):
         assert client.get(f"/treasury/{home['agency_code']}/{page}").status_code == 404, page
 

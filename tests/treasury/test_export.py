@@ -39,7 +39,8 @@ def test_export_has_one_row_per_line_of_this_agency_with_exact_amounts(client: F
     assert response.headers["Content-Disposition"].startswith(f'attachment; filename="payments-{code}-')
     table = rows(response.get_data())
     header, lines = table[0], table[1:]
-    assert header[:3] == ["Date", "Receipt number", "Status"] and header[-4:] == ["Principal", "Surcharge", "Amount", "Currency"]
+    assert header[:3] == ["Date", "Receipt number", "Status"]
+    assert header[-6:] == ["Principal", "Surcharge", "Amount", "Withheld", "Net to agency", "Currency"]
     assert len(lines) == 2  # the water company's line is not the town's to see
     first = dict(zip(header, lines[0], strict=True))
     assert first["Date"] == "2026-03-01 00:30:00"  # Athens time
@@ -47,6 +48,7 @@ def test_export_has_one_row_per_line_of_this_agency_with_exact_amounts(client: F
     assert first["Debt ID"] == "FEE-1" and first["RF reference"] == fee_rf
     assert first["Payer name"] == "Μαρία Παπαδοπούλου" and first["Payer tax ID"] == "123456789"
     assert (first["Principal"], first["Surcharge"], first["Amount"], first["Currency"]) == ("123.45", "0.67", "124.12", "EUR")
+    assert (first["Withheld"], first["Net to agency"]) == ("0.00", "124.12")  # the agency withholds nothing
     second = dict(zip(header, lines[1], strict=True))
     assert (second["Debt ID"], second["Installment"], second["Amount"]) == ("ARR-7", "2", "50.00")
     assert "999.99" not in response.get_data(as_text=True)
@@ -61,7 +63,7 @@ def test_semicolons_and_decimal_commas_for_excel_in_greek(client: FlaskClient) -
     body = client.get(f"/treasury/{code}/payments.csv?sep=semicolon").get_data()
     table = rows(body, delimiter=";")
     assert table[0][0] == "Ημερομηνία" or table[0][0] == "Date"  # Greek once translated
-    assert table[1][-4:] == ["1234,56", "0,01", "1234,57", "EUR"]
+    assert table[1][-6:] == ["1234,56", "0,01", "1234,57", "0,00", "1234,57", "EUR"]
     assert b";" in body.splitlines()[1]
 
 
@@ -113,3 +115,33 @@ def test_text_from_an_erp_cannot_become_a_spreadsheet_formula(client: FlaskClien
     sign_in(client, staff_member(agency, "view"))
     table = rows(client.get(f"/treasury/{code}/payments.csv").get_data())
     assert table[1][13] == '\'=HYPERLINK("http://evil.example","Click")'
+
+
+def test_withheld_and_net_split_each_line_by_the_withholdings_of_its_kind(client: FlaskClient) -> None:
+    agency = AgencyFactory(
+        withholdings={
+            "default": [{"name": "Ταμείο Χ", "percent": "2"}],
+            "traffic_fine": [{"name": "Fund Y", "fixed_minor": 50}, {"name": "Fund Z", "percent": "0.5"}],
+            "parking": [],
+        }
+    )
+    fee = DebtFactory(agency=agency, kind="property_fee", external_id="FEE")
+    fine = DebtFactory(agency=agency, kind="traffic_fine", external_id="FINE")
+    parking = DebtFactory(agency=agency, kind="parking", external_id="PARK")
+    paid_payment((fee, 12345), (fine, 10001), (parking, 3000))
+    paid_payment((fine, 30))  # less than the fixed withholding: capped, nothing left for the agency
+    code = agency.code
+    sign_in(client, staff_member(agency, "view"))
+
+    table = rows(client.get(f"/treasury/{code}/payments.csv").get_data())
+    header = table[0]
+    found = {line[7]: dict(zip(header, line, strict=True)) for line in table[1:]}
+    # 2 % of 123.45 is 2.469 → 2.47; 0.50 + 0.5 % of 100.01 (0.50005 → 0.50) is 1.00.
+    assert (found["FEE"]["Withheld"], found["FEE"]["Net to agency"]) == ("2.47", "120.98")
+    assert len(table) == 5
+    fines = [line for line in table[1:] if line[7] == "FINE"]
+    assert [(line[16], line[17], line[18]) for line in fines] == [("0.30", "0.30", "0.00"), ("100.01", "1.00", "99.01")]
+    assert (found["PARK"]["Withheld"], found["PARK"]["Net to agency"]) == ("0.00", "30.00")
+    for line in table[1:]:  # every line: withheld + net is exactly the amount
+        amount, withheld, net = (int(line[index].replace(".", "")) for index in (16, 17, 18))
+        assert withheld + net == amount

@@ -206,3 +206,27 @@ def test_the_payment_page_shows_status_times_and_write_back(client: FlaskClient)
 
     page = page_text(client.get(f"/treasury/{code}/payments/{failed_ref}"))
     assert "Declined" in page and "Not sent (the payment is not complete)" in page
+
+
+def test_the_payment_page_shows_each_lines_withholdings_and_the_net(client: FlaskClient) -> None:
+    agency = AgencyFactory(
+        withholdings={
+            "default": [{"name": "Ταμείο Χ", "percent": "2"}],
+            "traffic_fine": [{"name": "Fund Y", "fixed_minor": 50}, {"name": "Fund Z", "percent": "0.5"}],
+            "parking": [],
+        }
+    )
+    fee = DebtFactory(agency=agency, kind="property_fee")
+    fine = DebtFactory(agency=agency, kind="traffic_fine")
+    parking = DebtFactory(agency=agency, kind="parking")
+    payment = paid_payment((fee, 12345), (fine, 10001), (parking, 3000))
+    code, reference = agency.code, payment.reference
+    sign_in(client, staff_member(agency, "view"))
+
+    page = page_text(client.get(f"/treasury/{code}/payments/{reference}"))
+    lists = re.findall(r'<ul class="withholdings[^"]*" data-testid="withholdings"[^>]*>(.*?)</ul>', page, re.S)
+    items = [re.findall(r"<li>(.*?)</li>", found) for found in lists]
+    assert items == [
+        ["Ταμείο Χ: €2.47", "Net to agency: €120.98"],  # 2 % of €123.45 = 2.469 → €2.47
+        ["Fund Y: €0.50", "Fund Z: €0.50", "Net to agency: €99.01"],  # 0.5 % of €100.01 = 0.50005 → €0.50
+    ]  # the parking line has no withholdings: no list at all

@@ -226,3 +226,100 @@ def test_the_preview_asks_for_a_complete_example(admin_client: FlaskClient, agen
 def test_only_administrators_open_the_settings(client: FlaskClient, agency: Town, role: str) -> None:
     sign_in(client, staff_member(agency.reload(), role))
     assert client.get(_url(agency)).status_code == 404
+
+
+# -- revenue withholdings -------------------------------------------------------------------------
+
+
+def _textarea(page: str, field_id: str) -> str:
+    """The text of the page's <textarea> with this id."""
+    match = re.search(rf'<textarea[^>]* id="{field_id}"[^>]*>\r?\n?(.*?)</textarea>', page, re.S)
+    assert match, f"no textarea {field_id}"
+    return html.unescape(match.group(1))
+
+
+def test_the_form_shows_the_saved_withholdings_one_a_line(admin_client: FlaskClient, agency: Town) -> None:
+    saved = agency.reload()
+    saved.withholdings = {
+        "default": [{"name": "Ταμείο Χ", "percent": "2"}, {"name": "Fund Y", "fixed_minor": 50}],
+        "traffic_fine": [],
+    }
+    db.session.commit()
+    text = page_text(admin_client.get(_url(agency)))
+    assert _textarea(text, "withholdings_default").splitlines() == ["Ταμείο Χ; 2%", "Fund Y; 0,50"]
+    assert _textarea(text, "withholdings_traffic_fine") == "-"
+    assert _textarea(text, "withholdings_property_fee") == ""
+    assert "for example “Fund X; 2%” or “Fund Y; 0,50”" in html.unescape(text)
+
+
+def test_saving_withholdings_stores_them_per_kind_and_audits_old_and_new(admin_client: FlaskClient, agency: Town) -> None:
+    data = _form(
+        admin_client,
+        agency,
+        save="Save",
+        withholdings_default="Ταμείο Χ; 2%\r\n\r\nFund; with a semicolon; 0,50",
+        withholdings_traffic_fine="Fund Z; 2,50 %",
+        withholdings_property_fee="-",
+    )
+    response = admin_client.post(_url(agency), data=data)
+    assert response.status_code == 303, page_text(response)
+
+    saved = agency.reload()
+    assert saved.withholdings == {
+        "default": [{"name": "Ταμείο Χ", "percent": "2"}, {"name": "Fund; with a semicolon", "fixed_minor": 50}],
+        "property_fee": [],
+        "traffic_fine": [{"name": "Fund Z", "percent": "2.5"}],
+    }
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "settings.update"))
+    assert entry is not None and entry.agency_id == agency.id
+    assert entry.details == {"withholdings": {"from": {}, "to": saved.withholdings}}
+
+    # Shown again as typed (normalised), and saving them unchanged changes nothing.
+    text = page_text(admin_client.get(_url(agency)))
+    assert _textarea(text, "withholdings_traffic_fine") == "Fund Z; 2,5%"
+    again = _form(
+        admin_client,
+        agency,
+        save="Save",
+        withholdings_default=_textarea(text, "withholdings_default"),
+        withholdings_traffic_fine=_textarea(text, "withholdings_traffic_fine"),
+        withholdings_property_fee=_textarea(text, "withholdings_property_fee"),
+    )
+    response = admin_client.post(_url(agency), data=again)
+    assert "Nothing was changed." in page_text(admin_client.get(response.headers["Location"]))
+
+
+def test_the_audit_log_names_the_withholdings_as_changed(admin_client: FlaskClient, agency: Town) -> None:
+    admin_client.post(_url(agency), data=_form(admin_client, agency, save="Save", withholdings_default="Fund X; 1%"))
+    page = page_text(admin_client.get(f"/treasury/{agency.code}/audit"))
+    assert "withholdings" in page
+
+
+WITHHOLDING_ERRORS = [
+    pytest.param("Fund X 2%", "Line 1: write the beneficiary, a semicolon and a percentage or an amount", id="no-semicolon"),
+    pytest.param("Fund X; 1%\n; 2%", "Line 2: write the beneficiary", id="no-name"),
+    pytest.param("Fund X;", "Line 1: write the beneficiary", id="no-value"),
+    pytest.param("Fund X; 0%", "Line 1: the percentage must be more than 0 and at most 100.", id="zero-percent"),
+    pytest.param("Fund X; 120%", "Line 1: the percentage must be more than 0 and at most 100.", id="over-100-percent"),
+    pytest.param("Fund X; two%", "Line 1: the percentage must be more than 0 and at most 100.", id="percent-text"),
+    pytest.param("Fund X; 1,2345", "Line 1: enter the amount like 0,50 (more than zero), or a percentage like 2%.", id="third-decimal"),
+    pytest.param("Fund X; 0,505", "Line 1: enter the amount like 0,50", id="not-505-euros"),
+    pytest.param("Fund X; 0", "Line 1: enter the amount like 0,50", id="zero-amount"),
+    pytest.param("Fund X; 60%\nFund Y; 41%", "The percentages on these lines add up to more than 100.", id="over-100-in-all"),
+    pytest.param("x" * 101 + "; 1%", "Line 1: the beneficiary's name has at most 100 characters.", id="long-name"),
+]
+
+
+@pytest.mark.parametrize(("typed", "message"), WITHHOLDING_ERRORS)
+def test_withholdings_that_cannot_be_read_are_refused_with_a_sentence(
+    admin_client: FlaskClient, agency: Town, typed: str, message: str
+) -> None:
+    response = admin_client.post(
+        _url(agency), data=_form(admin_client, agency, save="Save", rate_percent="1", withholdings_traffic_fine=typed)
+    )
+    text = html.unescape(page_text(response))
+    assert response.status_code == 400
+    assert message in text
+    assert 'href="#withholdings_traffic_fine"' in text  # the error summary points at the field
+    saved = agency.reload()
+    assert saved.withholdings == {} and saved.surcharge_policy == {}  # nothing else saved either
