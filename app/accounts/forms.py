@@ -142,8 +142,8 @@ class ForgotPasswordForm(_EmailForm):
     submit = SubmitField(_l("Send me a reset link"))
 
 
-class ResetPasswordForm(FlaskForm):
-    """A new password, typed twice (the e-mail to check against comes from the link)."""
+class _NewPasswordForm(FlaskForm):
+    """A new password typed twice, checked against the policy (and the account's e-mail)."""
 
     new_password = PasswordField(
         _l("New password"),
@@ -158,7 +158,6 @@ class ResetPasswordForm(FlaskForm):
         ],
         render_kw={"autocomplete": "new-password"},
     )
-    submit = SubmitField(_l("Save the new password"))
 
     def __init__(self, *args: Any, email: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -167,6 +166,12 @@ class ResetPasswordForm(FlaskForm):
 
     def validate_new_password(self, field: PasswordField) -> None:
         _check_new_password(field.data, self.email_for_policy)
+
+
+class ResetPasswordForm(_NewPasswordForm):
+    """A new password, typed twice (the e-mail to check against comes from the link)."""
+
+    submit = SubmitField(_l("Save the new password"))
 
 
 def normalise_phone(value: str | None) -> str | None:
@@ -221,7 +226,7 @@ class AccountDetailsForm(FlaskForm):
             raise ValidationError(_l("To get text messages, enter your mobile phone number."))
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(_NewPasswordForm):
     """A new password, allowed only with the current one."""
 
     current_password = PasswordField(
@@ -229,28 +234,7 @@ class ChangePasswordForm(FlaskForm):
         validators=[DataRequired(_l("Enter your current password.")), Length(max=200)],
         render_kw={"autocomplete": "current-password"},
     )
-    new_password = PasswordField(
-        _l("New password"),
-        validators=[DataRequired(_l("Choose a password."))],
-        render_kw={"autocomplete": "new-password"},
-    )
-    new_password_confirm = PasswordField(
-        _l("New password again"),
-        validators=[
-            DataRequired(_l("Type your password again.")),
-            EqualTo("new_password", _l("The two passwords are not the same. Type them again.")),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
     change_password = SubmitField(_l("Change password"))
-
-    def __init__(self, *args: Any, email: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.email_for_policy = email
-        self.password_hint = _password_hint()
-
-    def validate_new_password(self, field: PasswordField) -> None:
-        _check_new_password(field.data, self.email_for_policy)
 
 
 class DeleteAccountForm(FlaskForm):
