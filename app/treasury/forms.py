@@ -259,8 +259,7 @@ def parse_withholdings(text: str | None, currency: str) -> list[Withholding] | N
             withholdings.append(Withholding(name, percent=exact))
         else:
             try:
-                # parse_amount reads "0,505" as 505 (a thousands group); here it is a typo.
-                amount = 0 if re.fullmatch(r"0+[.,]\d{3,}", value) else parse_amount(value, currency)
+                amount = parse_amount(value, currency)
             except ValueError:
                 amount = 0
             if amount <= 0:

@@ -661,6 +661,8 @@ def parse_amount(text: str, currency: str) -> int:
         groups = re.split(r"[.,]", whole)
         if len(groups) > 1 and not all(len(group) == 3 for group in groups[1:]):
             raise ValueError(text)  # "1.23.4" is no way of writing a number
+        if len(groups) > 1 and groups[0].startswith("0"):
+            raise ValueError(text)  # "0,505" groups no thousands: it is a decimal with too many places
         whole = "".join(groups)
     minor = Decimal(f"{whole}.{fraction or '0'}").scaleb(exponent)
     return int(minor)  # exact: the fraction has at most ``exponent`` digits
