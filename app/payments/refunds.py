@@ -14,13 +14,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from app.agencies.models import Agency
 from app.db import utcnow
 from app.extensions import db
 from app.outbox.services import enqueue_refund_messages
 from app.payments.models import Payment, PaymentLine, ProviderCharge, Refund
+from app.payments.services import lock_payment
 from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
 
 log = logging.getLogger("civicpay.payments.refunds")
@@ -77,21 +78,6 @@ def refunds_of(payment_id: int, agency_id: int) -> list[Refund]:
     )
 
 
-def _lock(payment_id: int) -> Payment:
-    """The payment row, locked for this new transaction (see stripe_payments._locked for why)."""
-    db.session.commit()
-    db.session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id)
-        .values(status=Payment.status)
-        .execution_options(synchronize_session=False)
-    )
-    payment = db.session.scalars(
-        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
-    ).one()
-    return payment
-
-
 def refund_payment(
     *,
     payment_id: int,
@@ -105,7 +91,7 @@ def refund_payment(
     """Refund ``amount_minor`` of the agency's share; raises RefundRefused, or ProviderUnavailable."""
     now = now or utcnow()
     agency_id = agency.id
-    payment = _lock(payment_id)
+    payment = lock_payment(payment_id)
     if payment.status not in REFUNDABLE_STATUSES:
         db.session.rollback()
         raise RefundRefused("not_refundable")
@@ -189,7 +175,7 @@ def _finish(
     """Record the provider's answer with everything that follows from it, in one transaction."""
     refund = db.session.get(Refund, refund_id)
     assert refund is not None
-    payment = _lock(refund.payment_id)
+    payment = lock_payment(refund.payment_id)
     refund = db.session.get(Refund, refund_id)
     assert refund is not None
     if refund.status != "pending":

@@ -153,6 +153,31 @@ def pay_quote(
     return complete_payment(payment, provider, card)
 
 
+def lock_payment(payment_id: int) -> Payment:
+    """The payment, locked in a new transaction: the browser, a webhook, the worker or staff may race.
+
+    The transaction starts with a no-op UPDATE of the row: a row lock on PostgreSQL, and on SQLite
+    the database write lock, taken before any read (a read-then-write transaction there fails at
+    once when another writer got in between, instead of waiting its turn). Lines and provider
+    charges come loaded.
+    """
+    db.session.commit()  # end any read-only transaction the caller had open
+    db.session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(status=Payment.status)
+        .execution_options(synchronize_session=False)
+    )
+    statement = (
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .options(selectinload(Payment.lines), selectinload(Payment.charges))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return db.session.scalars(statement).one()
+
+
 def _locked_payment(payment_id: int) -> Payment:
     statement = (
         select(Payment)

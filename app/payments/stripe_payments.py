@@ -22,14 +22,13 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
 
 from app.agencies.models import Agency
 from app.checkout.models import Quote
 from app.db import utcnow
 from app.extensions import db
 from app.payments.models import Payment, ProviderCharge, ProviderEvent
-from app.payments.services import claim_quote, confirm_payment, fail_payment
+from app.payments.services import claim_quote, confirm_payment, fail_payment, lock_payment
 from app.payments.stripe_gateway import (
     IntentState,
     ProviderUnavailable,
@@ -105,7 +104,7 @@ def begin_stripe_payment(
     except ProviderUnavailable:
         fail_payment(payment_id, provider_reference=None, reason="provider_unavailable", card_last4=None)
         raise
-    payment = _locked(payment_id)
+    payment = lock_payment(payment_id)
     payment.provider_customer, payment.provider_setup = customer, setup.id
     db.session.commit()
     assert setup.client_secret is not None
@@ -120,33 +119,9 @@ class PaymentInProgress(Exception):
         self.payment = payment
 
 
-def _locked(payment_id: int) -> Payment:
-    """The payment, locked for this transaction: the browser, a webhook and the worker may race.
-
-    A fresh transaction starts with a no-op UPDATE of the row: a row lock on PostgreSQL, and on
-    SQLite the database write lock, taken before any read (a read-then-write transaction there
-    fails at once when another writer got in between, instead of waiting its turn).
-    """
-    db.session.commit()  # end any read-only transaction the caller had open
-    db.session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id)
-        .values(status=Payment.status)
-        .execution_options(synchronize_session=False)
-    )
-    statement = (
-        select(Payment)
-        .where(Payment.id == payment_id)
-        .options(selectinload(Payment.lines), selectinload(Payment.charges))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return db.session.scalars(statement).one()
-
-
 def _locked_charge(payment_id: int, agency_id: int) -> ProviderCharge:
     """The payment's charge for one agency, in a new transaction holding the payment's lock."""
-    payment = _locked(payment_id)
+    payment = lock_payment(payment_id)
     return next(charge for charge in payment.charges if charge.agency_id == agency_id)
 
 
@@ -180,7 +155,7 @@ def _apply(charge: ProviderCharge, state: IntentState) -> None:
 
 def authorize_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardStep:
     """After the browser confirmed the card: one authorised PaymentIntent per agency, then settle."""
-    payment = _locked(payment_id)
+    payment = lock_payment(payment_id)
     if payment.status != "pending" or payment.provider != "stripe" or not payment.provider_setup:
         db.session.rollback()
         return _step(payment_id)
@@ -201,7 +176,7 @@ def authorize_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardSte
     db.session.commit()  # the rows exist before Stripe hears of them: a retry finds them
 
     for agency_id in agency_ids:
-        # Each write transaction starts by locking the payment (see _locked): never read-then-write.
+        # Each write transaction starts by locking the payment (see payments.services.lock_payment): never read-then-write.
         charge = _locked_charge(payment_id, agency_id)
         if charge.status != "creating":
             continue
@@ -231,7 +206,7 @@ def authorize_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardSte
 
 def settle_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardStep:
     """Ask Stripe about every charge and finish the payment if it can be finished."""
-    payment = _locked(payment_id)
+    payment = lock_payment(payment_id)
     if payment.status != "pending":
         db.session.rollback()
         return _step(payment_id)
@@ -297,7 +272,7 @@ def _step(payment_id: int) -> CardStep:
 
 def give_up_stripe_payment(payment_id: int, gateway: StripeGateway, reason: str = "abandoned") -> Payment:
     """Cancel what Stripe holds for an unfinished payment and free its debts."""
-    payment = _locked(payment_id)
+    payment = lock_payment(payment_id)
     if payment.status != "pending":
         db.session.rollback()
         return payment
