@@ -61,6 +61,10 @@ class BaseConfig:
     GUEST_PAY_RATE_LIMIT = "10 per hour"
     #: "Find my receipt" look-ups per client address (per receipt number: the code limit above).
     GUEST_RECEIPT_RATE_LIMIT = "10 per hour"
+    #: Minutes the seats of an order stay held while its buyer reviews it and enters a card.
+    CATALOG_HOLD_MINUTES = 15
+    #: Orders of catalog items (tickets, donations) per client address: each holds seats.
+    CATALOG_ORDER_RATE_LIMIT = "30 per hour"
     #: Wrong second factors for one payment code before the code is locked, and for how long.
     GUEST_LOCK_AFTER = 5
     GUEST_LOCK_MINUTES = 30
@@ -130,6 +134,7 @@ class TestingConfig(DevelopmentConfig):
     GUEST_LOOKUP_RATE_LIMIT = "1000 per minute"
     GUEST_LOOKUP_CODE_RATE_LIMIT = "1000 per minute"
     GUEST_PAY_RATE_LIMIT = "1000 per minute"
+    CATALOG_ORDER_RATE_LIMIT = "1000 per minute"
     GUEST_RECEIPT_RATE_LIMIT = "1000 per minute"
     #: The timing test sets its own floor; the rest of the suite does not wait.
     GUEST_LOOKUP_MIN_SECONDS = 0.0

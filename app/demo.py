@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.accounts.services import ensure_user
 from app.agencies.models import ALL_CATEGORIES, Agency
+from app.catalog.models import CatalogItem
 from app.extensions import db
 from app.treasury.services import DemoStaff, ensure_demo_staff
 from erp_connectors.demo import DEMO_AGENCIES, DEMO_CITIZENS, DemoCitizen
@@ -53,9 +54,63 @@ def ensure_demo_agencies() -> int:
     return created
 
 
+#: What the first demo agency sells online (code, kind, Greek and English names, price or range,
+#: capacity, questions, account only): a concert with few seats, a donation, a permit.
+DEMO_ITEMS = (
+    {
+        "code": "summer-concert",
+        "kind": "ticket",
+        "name_el": "Καλοκαιρινή συναυλία στο δημοτικό θέατρο",
+        "name_en": "Summer concert at the municipal theatre",
+        "description_el": "Σάββατο 4 Ιουλίου, 21:00. Ελεύθερη θέση.",
+        "description_en": "Saturday 4 July, 21:00. Unreserved seating.",
+        "price_minor": 1500,
+        "capacity": 50,
+        "max_per_order": 6,
+        "questions": [{"key": "holder", "label_el": "Ονοματεπώνυμο", "label_en": "Name on the ticket", "required": True}],
+    },
+    {
+        "code": "animal-shelter",
+        "kind": "donation",
+        "name_el": "Δωρεά στο δημοτικό καταφύγιο ζώων",
+        "name_en": "Donation to the municipal animal shelter",
+        "description_el": "Κάθε ευρώ πηγαίνει σε τροφή και κτηνιατρική φροντίδα.",
+        "description_en": "Every euro goes to food and veterinary care.",
+        "min_minor": 500,
+        "max_minor": 100000,
+        "max_per_order": 1,
+    },
+    {
+        "code": "market-stall",
+        "kind": "permit",
+        "name_el": "Άδεια θέσης στη λαϊκή αγορά (μηνιαία)",
+        "name_en": "Street market stall permit (monthly)",
+        "price_minor": 4000,
+        "max_per_order": 1,
+        "requires_account": True,
+    },
+)
+
+
+def ensure_demo_items(agency: Agency) -> int:
+    """The demo catalog of an agency, created unless its items exist; returns how many were new."""
+    existing = set(db.session.scalars(select(CatalogItem.code).where(CatalogItem.agency_id == agency.id)))
+    created = 0
+    for values in DEMO_ITEMS:
+        if values["code"] in existing:
+            continue
+        db.session.add(CatalogItem(agency_id=agency.id, currency=agency.currency, **values))
+        created += 1
+    db.session.commit()
+    return created
+
+
 def setup_demo() -> DemoSetup:
     """Demo agencies plus one account per demo citizen with its tax ID proven."""
     created = ensure_demo_agencies()
+    first = db.session.scalar(select(Agency).where(Agency.code == DEMO_AGENCIES[0].code))
+    if first is not None:
+        ensure_demo_items(first)
     for citizen in DEMO_CITIZENS:
         ensure_user(
             email=citizen.email,

@@ -4,6 +4,7 @@ from app.accounts.models import TaxIdLink, User
 from app.agencies.models import Agency
 from app.api.models import ApiToken
 from app.audit.models import AuditEntry
+from app.catalog.models import CatalogItem, Ticket
 from app.checkout.models import Quote, QuoteLine
 from app.debts.models import Debt, Debtor, Installment
 from app.guest.models import GuestLookupFailure
@@ -16,6 +17,7 @@ __all__ = [
     "Agency",
     "ApiToken",
     "AuditEntry",
+    "CatalogItem",
     "Debt",
     "Debtor",
     "DebtorRefresh",
@@ -34,5 +36,6 @@ __all__ = [
     "StaffRecoveryCode",
     "SyncRun",
     "TaxIdLink",
+    "Ticket",
     "User",
 ]

@@ -605,6 +605,8 @@ class DemoERP:
         self._ledger_key = f"{agency_code}/{seed}"
         #: Refunds told to this ERP, by refund reference (kept in memory only).
         self._refunds: dict[str, dict[str, Any]] = {}
+        #: Sales of catalog items told to this ERP, by line id (kept in memory only).
+        self._sales: dict[str, dict[str, Any]] = {}
 
     @property
     def profile(self) -> AgencyProfile:
@@ -722,6 +724,33 @@ class DemoERP:
     def refunded(self, refund_reference: str) -> bool:
         """Whether a refund with this reference has been recorded (in memory, for this process)."""
         return refund_reference in self._refunds
+
+    def acknowledge_sale(self, sale: Mapping[str, Any]) -> None:
+        """Book a sale of a catalog item; the same line again is a no-op (AckRejected if it differs)."""
+        self.record_sale(sale)
+
+    def record_sale(self, sale: Mapping[str, Any]) -> bool:
+        """Like acknowledge_sale, and say whether the sale was new."""
+        line_id = sale.get("line_id")
+        amount = sale.get("amount_minor")
+        quantity = sale.get("quantity")
+        if not isinstance(line_id, str) or not line_id or not isinstance(sale.get("item_code"), str):
+            raise AckRejected("A sale needs its line_id and item_code.")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise AckRejected(f"The sold amount {amount!r} is not a positive whole number of minor units.")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            raise AckRejected(f"The sold quantity {quantity!r} is not a positive whole number.")
+        earlier = self._sales.get(line_id)
+        if earlier is not None:
+            if earlier == dict(sale):
+                return False
+            raise AckRejected(f"The sale {line_id} was already recorded with other details.")
+        self._sales[line_id] = dict(sale)
+        return True
+
+    def sold(self, line_id: str) -> dict[str, Any] | None:
+        """The sale recorded for this line id, if any (in memory, for this process)."""
+        return self._sales.get(line_id)
 
     def acknowledged(self, line_id: str) -> bool:
         """Whether a payment line with this id has been recorded."""

@@ -176,6 +176,8 @@ class DemoERPServer:
             return self._payment(body)
         if method == "POST" and segments == ["refunds"]:
             return self._refund(body)
+        if method == "POST" and segments == ["sales"]:
+            return self._sale(body)
         return 404, {"message": f"The demo ERP has nothing at {method} {parts.path}."}
 
     def _debts_page(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -234,6 +236,21 @@ class DemoERPServer:
             return 409, {"status": "already_recorded", "message": message}
         return 201, {"status": "recorded", "line_id": ack.line_id}
 
+
+    def _sale(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            sale = json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return 400, {"message": "The body is not UTF-8 JSON."}
+        if not isinstance(sale, dict):
+            return 400, {"message": "A sale is a JSON object."}
+        try:
+            recorded = self.erp.record_sale(sale)
+        except AckRejected as error:
+            return 422, {"message": error.reason}
+        if not recorded:
+            return 409, {"status": "already_recorded", "message": f"The sale {sale['line_id']} was already recorded."}
+        return 201, {"status": "recorded", "line_id": sale["line_id"]}
 
     def _refund(self, body: bytes) -> tuple[int, dict[str, Any]]:
         try:

@@ -138,6 +138,8 @@ ACK_COLUMNS = (
     "paid_at",
 )
 ACK_DELIMITER = ";"
+#: Columns of sales-YYYYMMDD.csv: catalog items (tickets, permits, donations) sold online.
+SALE_COLUMNS = ("line_id", "payment_reference", "item_code", "quantity", "amount", "currency", "paid_at")
 #: Columns of refunds-YYYYMMDD.csv, written beside the acks for the ERP to import.
 REFUND_COLUMNS = ("refund_reference", "payment_reference", "amount", "currency", "reopened_debts", "refunded_at")
 #: held with flock while an ack is checked and written, so two processes never write the same line
@@ -312,36 +314,62 @@ class FileConnector:
 
     def acknowledge_refund(self, refund: Mapping[str, Any]) -> None:
         """Append the refund to today's refunds file, unless a refunds file already has its reference."""
-        if self.ack_folder is None:
-            raise AckRejected("This agency's file connector has no ack folder configured.")
         reference = refund.get("refund_reference")
         amount = refund.get("amount_minor")
         if not isinstance(reference, str) or not reference or not isinstance(amount, int) or amount <= 0:
             raise AckRejected("A refund needs its refund_reference and a positive amount_minor.")
+        self._append_once(
+            "refunds",
+            REFUND_COLUMNS,
+            (
+                reference,
+                refund.get("payment_reference", ""),
+                format_amount_minor(amount, decimal_separator=self.decimal_separator),
+                refund.get("currency", ""),
+                "yes" if refund.get("reopened_debts") else "no",
+                refund.get("refunded_at", ""),
+            ),
+        )
+
+    def acknowledge_sale(self, sale: Mapping[str, Any]) -> None:
+        """Append the sale to today's sales file, unless a sales file already has its line id."""
+        line_id = sale.get("line_id")
+        amount = sale.get("amount_minor")
+        if not isinstance(line_id, str) or not line_id or not isinstance(amount, int) or amount <= 0:
+            raise AckRejected("A sale needs its line_id and a positive amount_minor.")
+        self._append_once(
+            "sales",
+            SALE_COLUMNS,
+            (
+                line_id,
+                sale.get("payment_reference", ""),
+                sale.get("item_code", ""),
+                sale.get("quantity", 1),
+                format_amount_minor(amount, decimal_separator=self.decimal_separator),
+                sale.get("currency", ""),
+                sale.get("paid_at", ""),
+            ),
+        )
+
+    def _append_once(self, name: str, columns: tuple[str, ...], row: tuple[Any, ...]) -> None:
+        """Append ``row`` to today's ``<name>-YYYYMMDD.csv`` unless a file of that name holds its first value."""
+        if self.ack_folder is None:
+            raise AckRejected("This agency's file connector has no ack folder configured.")
         try:
             self.ack_folder.mkdir(parents=True, exist_ok=True)
             with open(self.ack_folder / ACK_LOCK_NAME, "a") as lock:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-                if reference in self._first_column_of("refunds-*.csv"):
+                if row[0] in self._first_column_of(f"{name}-*.csv"):
                     return
                 today = datetime.now(timezone.utc).strftime("%Y%m%d")
-                target = self.ack_folder / f"refunds-{today}.csv"
+                target = self.ack_folder / f"{name}-{today}.csv"
                 new_file = not target.exists() or target.stat().st_size == 0
                 with open(target, "a", encoding="utf-8", newline="") as stream:
                     writer = csv.writer(stream, delimiter=ACK_DELIMITER, lineterminator="\r\n")
                     if new_file:
                         stream.write("\ufeff")
-                        writer.writerow(REFUND_COLUMNS)
-                    writer.writerow(
-                        (
-                            reference,
-                            refund.get("payment_reference", ""),
-                            format_amount_minor(amount, decimal_separator=self.decimal_separator),
-                            refund.get("currency", ""),
-                            "yes" if refund.get("reopened_debts") else "no",
-                            refund.get("refunded_at", ""),
-                        )
-                    )
+                        writer.writerow(columns)
+                    writer.writerow(row)
         except OSError as error:
             raise ConnectionError(
                 f"The ack folder {self.ack_folder} cannot be written: {error.strerror or error}."

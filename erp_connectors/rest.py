@@ -52,6 +52,7 @@ DEFAULT_PATHS: Mapping[str, str] = {
     "debtor": "/debtors/{country}/{tax_id}/debts",
     "ack": "/payments",
     "refund": "/refunds",
+    "sale": "/sales",
     "health": "/health",
 }
 
@@ -230,12 +231,20 @@ class RestConnector:
 
     def acknowledge_refund(self, refund: Mapping[str, Any]) -> None:
         """POST a refund (its reference, the payment's, the amount); 2xx or 409 is done, 400/404/422 AckRejected."""
-        path = self.paths["refund"]
-        response = self._request("POST", path, json=dict(refund))
+        self._post_once("refund", refund)
+
+    def acknowledge_sale(self, sale: Mapping[str, Any]) -> None:
+        """POST a sale of a catalog item (line id, item code, quantity, amount); 2xx or 409 is done."""
+        self._post_once("sale", sale)
+
+    def _post_once(self, what: str, body: Mapping[str, Any]) -> None:
+        """POST ``body`` to the path of ``what``: 2xx (booked) or 409 (booked before) is done."""
+        path = self.paths[what]
+        response = self._request("POST", path, json=dict(body))
         if response.status_code == 409 or 200 <= response.status_code < 300:
             return
         if response.status_code in (400, 404, 422):
-            message = _message_of(response) or f"The ERP refused the refund (HTTP {response.status_code})."
+            message = _message_of(response) or f"The ERP refused the {what} (HTTP {response.status_code})."
             raise AckRejected(message)
         self._raise_for_status(response, "POST", path)
 

@@ -112,7 +112,9 @@ def committed_db(app: Flask) -> Iterator[None]:
 
 def empty_all_tables(app: Flask) -> None:
     """Delete every row of every table (children first)."""
-    with db.engine_of(app).begin() as connection:
+    from app.audit.append_only import audit_log_unlocked
+
+    with db.engine_of(app).begin() as connection, audit_log_unlocked(connection):
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
 

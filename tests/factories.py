@@ -10,6 +10,7 @@ from factory.alchemy import SQLAlchemyModelFactory
 from app.accounts.models import TaxIdLink, User
 from app.accounts.services import hash_password
 from app.agencies.models import ALL_CATEGORIES, Agency
+from app.catalog.models import CatalogItem
 from app.db import utcnow
 from app.debts.models import Debt, Debtor, Installment
 from app.domain.references import rf_for_debt
@@ -178,3 +179,34 @@ def paid_payment(*debts_and_amounts, created_at=None, status: str = "succeeded",
     if commit:
         db.session.commit()
     return payment
+
+
+class CatalogItemFactory(_Base):
+    """A ticket at 15,00 € with no capacity limit, on sale now, of a new agency."""
+
+    class Meta:
+        model = CatalogItem
+
+    agency = factory.SubFactory(AgencyFactory)
+    code = factory.Sequence(lambda n: f"item-{n}")
+    kind = "ticket"
+    name_el = factory.Sequence(lambda n: f"Συναυλία {n}")
+    name_en = factory.Sequence(lambda n: f"Concert {n}")
+    description_el = ""
+    description_en = ""
+    currency = "EUR"
+    price_minor = 1500
+    min_minor = None
+    max_minor = None
+    capacity = None
+    max_per_order = 10
+    questions = factory.LazyFunction(list)
+    requires_account = False
+    active = True
+
+
+def donation_item(**fields) -> CatalogItem:  # noqa: ANN003
+    """An open-amount donation from 5,00 € to 500,00 €."""
+    values = {"kind": "donation", "price_minor": None, "min_minor": 500, "max_minor": 50000, "max_per_order": 1}
+    values.update(fields)
+    return CatalogItemFactory(**values)

@@ -27,6 +27,8 @@ CITIZEN_BLUEPRINTS = ("checkout", "payments", "receipts", "taxids", "guest")
 PUBLIC = {
     "receipts.verify": "an HMAC-signed token, showing only what the paper receipt shows",
     "guest.start_with_code": "a payment code typed from a notice; the second factor guards it",
+    "guest.item": "an agency's catalog item: on public sale, like a shop window",
+    "guest.order": "ordering a public catalog item; the order belongs to the session that made it",
 }
 
 

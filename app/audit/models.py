@@ -1,4 +1,9 @@
-"""The audit log table: rows are written once and never changed or deleted."""
+"""The audit log table: rows are written once and never changed or deleted.
+
+The ORM refuses changes (app.audit.events) and so does the database itself: migration 0011 puts
+triggers on the table that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL), except the one
+update a foreign key makes when an actor's account row is deleted (``actor_user_id`` set null).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ class AuditEntry(Base):
     __table_args__ = (
         # The audit page lists one agency's entries newest first, by keyset on (at, id).
         Index("ix_audit_entries_agency_id_at_id", "agency_id", "at", "id"),
+        # The platform's audit page lists every agency's entries newest first, by the same keyset.
+        Index("ix_audit_entries_at_id", "at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from flask import has_request_context, request
@@ -23,6 +23,12 @@ from app.extensions import db
 PAGE_SIZE = 50
 #: Entries read per query while exporting.
 EXPORT_BATCH_SIZE = 1000
+
+
+#: Read the entries of every agency and those of none (the platform's audit page).
+EVERY_AGENCY: Literal["all"] = "all"
+#: Whose entries to read: one agency's (its id), those of no agency (None), or EVERY_AGENCY.
+AgencyScope = int | None | Literal["all"]
 
 
 class AuditLogIsAppendOnly(RuntimeError):
@@ -128,14 +134,14 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(agency_id: int, timezone: str, filters: AuditFilters) -> Select:
+def _filtered(agency_id: AgencyScope, timezone: str, filters: AuditFilters) -> Select:
     from app.accounts.models import User
 
-    statement = (
-        select(AuditEntry, User.email)
-        .outerjoin(User, User.id == AuditEntry.actor_user_id)
-        .where(AuditEntry.agency_id == agency_id)
-    )
+    statement = select(AuditEntry, User.email).outerjoin(User, User.id == AuditEntry.actor_user_id)
+    if agency_id is None:
+        statement = statement.where(AuditEntry.agency_id.is_(None))
+    elif agency_id != EVERY_AGENCY:
+        statement = statement.where(AuditEntry.agency_id == agency_id)
     zone = ZoneInfo(timezone)
     if filters.date_from:
         statement = statement.where(AuditEntry.at >= literal(_local_midnight(filters.date_from, zone), UTCDateTime()))
@@ -159,9 +165,9 @@ def _inert(text: str) -> str:
 
 
 def audit_page(
-    agency_id: int, timezone: str, filters: AuditFilters, *, before: AuditPosition | None = None, page_size: int = PAGE_SIZE
+    agency_id: AgencyScope, timezone: str, filters: AuditFilters, *, before: AuditPosition | None = None, page_size: int = PAGE_SIZE
 ) -> AuditPage:
-    """A page of the agency's audit log, newest first, by keyset on (at, id); no OFFSET."""
+    """A page of the agency's audit log (or the platform's, see AgencyScope), newest first, by keyset on (at, id)."""
     statement = _filtered(agency_id, timezone, filters)
     if before is not None:
         statement = statement.where(
@@ -180,9 +186,18 @@ def audit_page(
 
 
 def export_audit_csv(
-    agency_id: int, timezone: str, filters: AuditFilters, header: list[str], *, semicolon: bool = False
+    agency_id: AgencyScope,
+    timezone: str,
+    filters: AuditFilters,
+    header: list[str],
+    *,
+    semicolon: bool = False,
+    agency_codes: dict[int, str] | None = None,
 ) -> Iterator[str]:
-    """The filtered log as CSV chunks (UTF-8 BOM first), read in batches by keyset."""
+    """The filtered log as CSV chunks (UTF-8 BOM first), read in batches by keyset.
+
+    With ``agency_codes`` (the platform's export) each row has the agency's code after the date.
+    """
     import json
 
     buffer = io.StringIO()
@@ -202,9 +217,11 @@ def export_audit_csv(
         page = audit_page(agency_id, timezone, filters, before=position, page_size=EXPORT_BATCH_SIZE)
         for row in page.rows:
             entry = row.entry
+            agency = [] if agency_codes is None else [agency_codes.get(entry.agency_id, "") if entry.agency_id else ""]
             writer.writerow(
                 [
                     entry.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                    *agency,
                     _inert(row.actor_email or ""),
                     entry.action,
                     _inert(entry.subject or ""),

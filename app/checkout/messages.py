@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from app.checkout.services import CheckoutError
-from app.i18n import gettext
+from app.domain.money import format_money
+from app.i18n import gettext, ngettext
+from app.templating import current_language
+
+
+def _money(error: CheckoutError, key: str) -> str:
+    return format_money(int(error.details.get(key) or 0), error.details.get("currency", "EUR"), current_language())
 
 
 def checkout_message(error: CheckoutError) -> str:
@@ -35,6 +41,39 @@ def checkout_message(error: CheckoutError) -> str:
         )
     if error.code == "mixed_currency":
         return gettext("Debts in different currencies must be paid separately.")
+    if error.code == "sold_out":
+        left = int(error.details.get("left") or 0)
+        if left == 0:
+            return gettext("Sold out: there are no tickets left. Nothing was charged.")
+        return ngettext(
+            "Only %(num)d ticket is left. Nothing was charged; choose fewer tickets.",
+            "Only %(num)d tickets are left. Nothing was charged; choose fewer tickets.",
+            left,
+        )
+    if error.code == "not_on_sale":
+        return gettext("This item is not on sale at the moment. Nothing was charged.")
+    if error.code == "account_required":
+        return gettext("Sign in to buy this item: the agency sells it only to registered citizens.")
+    if error.code == "quantity":
+        return ngettext(
+            "Choose %(num)d item.", "Choose between 1 and %(num)d items.", int(error.details.get("most") or 1)
+        )
+    if error.code == "amount_missing":
+        return gettext(
+            "Enter an amount between %(least)s and %(most)s.", least=_money(error, "least"), most=_money(error, "most")
+        )
+    if error.code == "amount_too_low":
+        return gettext("The smallest amount is %(least)s.", least=_money(error, "least"))
+    if error.code == "amount_too_high":
+        return gettext("The largest amount is %(most)s.", most=_money(error, "most"))
+    if error.code == "answer_missing":
+        return gettext("Answer every question marked as required.")
+    if error.code == "answer_too_long":
+        return gettext("An answer is too long: use at most %(most)s characters.", most=error.details.get("most"))
+    if error.code == "quote_expired" and error.details.get("order"):
+        return gettext(
+            "Tickets and items are held for you for a limited time, and this order has expired. Nothing was charged; please order again."
+        )
     if error.code == "quote_expired":
         return gettext(
             "Surcharges are recalculated every day and this summary has expired. Nothing was charged; please review the payment again."

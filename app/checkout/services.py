@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from app.catalog.services import SoldOut, hold_seats, lock_item, order_hold_until
 from app.checkout.models import Quote, QuoteLine
 from app.debts.services import (
     BLOCK_IN_PROGRESS,
@@ -22,6 +23,7 @@ from app.debts.services import (
     earlier_open_installments,
     find_user_items,
 )
+from app.domain.orders import OrderError, price_order
 from app.domain.surcharges import SurchargeLine
 from app.extensions import db
 from app.sync.services import refresh_user_debts
@@ -119,6 +121,76 @@ def store_quote(items: list[PayableItem], *, user_id: int | None, currency: str,
         ],
     )
     db.session.add(quote)
+    db.session.commit()
+    return quote
+
+
+def quote_item(
+    item_id: int,
+    *,
+    quantity: int,
+    chosen_minor: int | None,
+    answers: dict[str, str] | None,
+    user_id: int | None,
+    now: datetime,
+) -> Quote:
+    """Price an order of a catalog item, hold its seats, and store it as a quote, in one transaction.
+
+    Raises CheckoutError("not_on_sale" | "account_required" | "sold_out" | an OrderError code).
+    The price comes from the item; only an open amount is the payer's, checked against its range.
+    """
+    db.session.commit()  # end any read-only transaction: the item's lock comes first
+    item = lock_item(item_id)
+    if not item.on_sale(now):
+        db.session.rollback()
+        raise CheckoutError("not_on_sale", description=item.name_el)
+    if item.requires_account and user_id is None:
+        db.session.rollback()
+        raise CheckoutError("account_required")
+    try:
+        order = price_order(
+            price_minor=item.price_minor,
+            min_minor=item.min_minor,
+            max_minor=item.max_minor,
+            max_per_order=item.max_per_order,
+            quantity=quantity,
+            chosen_minor=chosen_minor,
+            questions=item.questions or [],
+            answers=answers,
+        )
+    except OrderError as error:
+        db.session.rollback()
+        raise CheckoutError(error.code, currency=item.currency, **error.details) from None
+    expires_at = order_hold_until(now)
+    if item.available_until is not None:
+        expires_at = min(expires_at, item.available_until)
+    line = QuoteLine(
+        agency_id=item.agency_id,
+        item_id=item.id,
+        quantity=order.quantity,
+        answers=order.answers or None,
+        principal_minor=order.total_minor,
+        surcharge_minor=0,
+        amount_minor=order.total_minor,
+        explanation=[],
+    )
+    quote = Quote(
+        token=secrets.token_urlsafe(32),
+        user_id=user_id,
+        currency=item.currency,
+        total_minor=order.total_minor,
+        expires_at=expires_at,
+        created_at=now,
+        lines=[line],
+    )
+    db.session.add(quote)
+    db.session.flush()
+    if item.issues_tickets:
+        try:
+            hold_seats(item.id, line.id, order.quantity, expires_at, now)
+        except SoldOut as sold_out:
+            db.session.rollback()
+            raise CheckoutError("sold_out", left=sold_out.left) from None
     db.session.commit()
     return quote
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms import EmailField, IntegerField, StringField, SubmitField
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
 from app.checkout.forms import CardForm
+from app.domain.orders import ANSWER_MAX_LENGTH
 from app.i18n import lazy_gettext as _l
 
 
@@ -54,3 +55,60 @@ class FindReceiptForm(FlaskForm):
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     submit = SubmitField(_l("Show the receipt"))
+
+
+class OrderFormBase(FlaskForm):
+    """An order of one catalog item; fields for the amount and the questions are added per item."""
+
+    submit = SubmitField(_l("Continue to payment"))
+
+
+def order_form(item, language: str) -> type[OrderFormBase]:  # noqa: ANN001 - a CatalogItem
+    """A form class for ordering ``item``: how many (or how much), and its questions.
+
+    The price is never a field: a fixed-price item is priced on the server from its quantity,
+    an open amount is checked there against the item's range.
+    """
+
+    class OrderForm(OrderFormBase):
+        pass
+
+    if item.open_amount:
+        OrderForm.amount = StringField(  # type: ignore[attr-defined]
+            _l("Amount (€)") if item.currency == "EUR" else _l("Amount"),
+            validators=[DataRequired(_l("Enter the amount you want to give.")), Length(max=20)],
+            render_kw={"inputmode": "decimal", "autocomplete": "off"},
+        )
+    else:
+        OrderForm.quantity = IntegerField(  # type: ignore[attr-defined]
+            _l("How many"),
+            default=1,
+            validators=[
+                InputRequired(_l("Enter how many you want.")),
+                NumberRange(min=1, max=item.max_per_order, message=_l("Choose between 1 and %(most)s.", most=item.max_per_order)),
+            ],
+            render_kw={"inputmode": "numeric", "min": 1, "max": item.max_per_order},
+        )
+    for question in item.questions or []:
+        label = question.get("label_en") if language == "en" else question.get("label_el")
+        validators = [Length(max=ANSWER_MAX_LENGTH)]
+        validators.insert(0, DataRequired(_l("Answer this question.")) if question.get("required") else Optional())
+        setattr(
+            OrderForm,
+            f"answer_{question['key']}",
+            StringField(label or question["key"], validators=validators, render_kw={"autocomplete": "off"}),
+        )
+    return OrderForm
+
+
+def order_answers(form: OrderFormBase, item) -> dict[str, str]:  # noqa: ANN001 - a CatalogItem
+    """The answers typed in an order form, by question key."""
+    return {
+        question["key"]: getattr(form, f"answer_{question['key']}").data or ""
+        for question in item.questions or []
+    }
+
+
+def question_fields(form: OrderFormBase, item) -> list:  # noqa: ANN001 - a CatalogItem
+    """The form's question fields, in the item's order, for the template."""
+    return [getattr(form, f"answer_{question['key']}") for question in item.questions or []]

@@ -22,6 +22,8 @@ from sqlalchemy import and_, case, delete, literal, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload, selectinload
 
+from app.catalog.models import Ticket
+from app.catalog.services import tickets_of_payment_lines
 from app.checkout.models import Quote, QuoteLine
 from app.checkout.services import CheckoutError, store_quote
 from app.db import UTCDateTime
@@ -46,10 +48,14 @@ from app.payments.services import claim_quote, complete_payment, find_payment_fo
 from app.payments.stripe_gateway import StripeGateway
 from app.payments.stripe_payments import StripeStart, begin_stripe_payment
 from app.receipts.pdf import render_receipt_pdf
+from app.receipts.tickets import render_tickets_pdf
 from app.receipts.services import receipt_qr, verification_url
 from app.sync.services import refresh_debtor
 
 log = logging.getLogger("civicpay.guest")
+
+#: Payments whose tickets may be shown: a partial refund leaves the others valid.
+PAID_STATUSES = ("succeeded", "partially_refunded")
 
 #: What a look-up found. REFUSED is the one answer for a wrong code, a wrong factor or a lock.
 LOOKUP_REFUSED = "refused"
@@ -224,29 +230,42 @@ def quote_guest_item(item: PayableItem, now: datetime) -> Quote:
     return store_quote([item], user_id=None, currency=item.debt.currency, now=now)
 
 
-def guest_quote(token: str) -> Quote | None:
-    """The guest quote with this token (never an account's), with what its page shows."""
+def guest_quote(token: str, user_id: int | None = None) -> Quote | None:
+    """The guest quote with this token, with what its page shows.
+
+    A quote of an account (an order of an item sold only to signed-in citizens) is found only
+    for that account's ``user_id``; any other account's quote is never found.
+    """
+    owner = Quote.user_id.is_(None) if user_id is None else or_(Quote.user_id.is_(None), Quote.user_id == user_id)
     return db.session.scalar(
         select(Quote)
-        .where(Quote.token == token, Quote.user_id.is_(None))
+        .where(Quote.token == token, owner)
         .options(
             selectinload(Quote.lines).selectinload(QuoteLine.agency),
             selectinload(Quote.lines).selectinload(QuoteLine.debt),
             selectinload(Quote.lines).selectinload(QuoteLine.installment),
+            selectinload(Quote.lines).selectinload(QuoteLine.item),
         )
     )
 
 
 def pay_guest_quote(
-    token: str, card: CardDetails, provider: CardProvider, now: datetime, *, payer_email: str | None = None
+    token: str,
+    card: CardDetails,
+    provider: CardProvider,
+    now: datetime,
+    *,
+    payer_email: str | None = None,
+    user_id: int | None = None,
 ) -> Payment:
     """Claim the guest quote's debts and charge the card its total; raises CheckoutError or PaymentDeclined."""
-    quote = guest_quote(token)
+    quote = guest_quote(token, user_id)
     if quote is None:
         raise CheckoutError("unknown_quote")
     if payer_email:
         quote.payer_email = payer_email.strip().lower()  # committed with the claim
-    payment = claim_quote(quote, provider_name=provider.name, channel="guest", user_id=None, now=now)
+    channel = "account" if quote.user_id is not None else "guest"
+    payment = claim_quote(quote, provider_name=provider.name, channel=channel, user_id=quote.user_id, now=now)
     return complete_payment(payment, provider, card)
 
 
@@ -265,6 +284,7 @@ def _with_lines(statement):  # noqa: ANN001, ANN202 - a Select of Payment
         selectinload(Payment.lines).selectinload(PaymentLine.agency),
         selectinload(Payment.lines).selectinload(PaymentLine.debt),
         selectinload(Payment.lines).selectinload(PaymentLine.installment),
+        selectinload(Payment.lines).selectinload(PaymentLine.item),
     )
 
 
@@ -359,9 +379,11 @@ def _external_url(endpoint: str, **values: str) -> str:
     return url_for(endpoint, _external=True, **values)
 
 
-def begin_guest_card_payment(token: str, gateway: StripeGateway, now: datetime, *, payer_email: str | None) -> StripeStart:
+def begin_guest_card_payment(
+    token: str, gateway: StripeGateway, now: datetime, *, payer_email: str | None, user_id: int | None = None
+) -> StripeStart:
     """Stripe: claim the guest quote's debt and open the SetupIntent the browser confirms."""
-    quote = guest_quote(token)
+    quote = guest_quote(token, user_id)
     if quote is None:
         raise CheckoutError("unknown_quote")
     if payer_email:
@@ -369,13 +391,14 @@ def begin_guest_card_payment(token: str, gateway: StripeGateway, now: datetime, 
         if not EMAIL_SHAPE.fullmatch(address):
             raise CheckoutError("bad_email")
         quote.payer_email = address  # committed with the claim
-    return begin_stripe_payment(quote, user_id=None, channel="guest", gateway=gateway, now=now)
+    channel = "account" if quote.user_id is not None else "guest"
+    return begin_stripe_payment(quote, user_id=quote.user_id, channel=channel, gateway=gateway, now=now)
 
 
-def guest_card_payment(token: str, reference: str) -> Payment | None:
+def guest_card_payment(token: str, reference: str, user_id: int | None = None) -> Payment | None:
     """The guest payment with this receipt number for this guest quote, or None."""
-    quote = guest_quote(token)
-    return find_payment_for_quote(quote, reference, None) if quote is not None else None
+    quote = guest_quote(token, user_id)
+    return find_payment_for_quote(quote, reference, quote.user_id) if quote is not None else None
 
 
 def guest_quote_email(payment: Payment) -> str | None:
@@ -383,3 +406,42 @@ def guest_quote_email(payment: Payment) -> str | None:
     if payment.quote_id is None:
         return None
     return db.session.scalar(select(Quote.payer_email).where(Quote.id == payment.quote_id))
+
+
+# -- tickets --------------------------------------------------------------------------------------
+
+
+def order_tickets(
+    reference: str, user_id: int | None, in_session: bool
+) -> tuple[Payment, list[tuple[PaymentLine, Ticket]]] | None:
+    """A paid order's tickets, for its account's owner or the guest session that paid it; else None."""
+    payment = db.session.scalar(
+        _with_lines(select(Payment).where(Payment.reference == reference, Payment.status.in_(PAID_STATUSES)))
+    )
+    if payment is None:
+        return None
+    if payment.user_id is not None:
+        if payment.user_id != user_id:
+            return None
+    elif not in_session:
+        return None
+    lines = {line.id: line for line in payment.lines}
+    tickets = [
+        (lines[ticket.payment_line_id], ticket)
+        for ticket in tickets_of_payment_lines(lines)
+        if ticket.payment_line_id is not None and ticket.status in ("issued", "used")
+    ]
+    if not tickets:
+        return None
+    return payment, tickets
+
+
+def tickets_pdf(payment: Payment, tickets: list[tuple[PaymentLine, Ticket]], language: str) -> bytes:
+    """The order's tickets as a PDF in the visitor's language."""
+    return render_tickets_pdf(payment, tickets, language)
+
+
+def payment_ticket_pairs(payment: Payment) -> list[tuple[PaymentLine, Ticket]]:
+    """(line, ticket) for every ticket the payment's lines were issued, used or cancelled ones included."""
+    lines = {line.id: line for line in payment.lines if line.item_id is not None}
+    return [(lines[ticket.payment_line_id], ticket) for ticket in tickets_of_payment_lines(lines) if ticket.payment_line_id in lines]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask_login import current_user
 
 from app.checkout.card_steps import card_step_body
 from app.checkout.messages import checkout_message, decline_message, unavailable_message
@@ -132,14 +133,26 @@ def start_with_code(code: str) -> str:
 # -- screen 2: review and card ---------------------------------------------------------------------
 
 
+def _user_id() -> int | None:
+    """The signed-in citizen's id: their own orders of account-only items are theirs to pay."""
+    return current_user.id if current_user.is_authenticated else None
+
+
 def _session_quote(token: str):  # noqa: ANN202 - a Quote
     """The guest quote only if this browser session looked it up; 404 otherwise."""
     if token not in session.get(QUOTES_KEY, []):
         abort(404)
-    quote = guest_quote(token)
+    quote = guest_quote(token, _user_id())
     if quote is None:
         abort(404)
     return quote
+
+
+def _receipt_url(payment) -> str:  # noqa: ANN001 - a Payment
+    """Where a paid quote's receipt is: the account's receipt page, or the guest's."""
+    if payment.user_id is not None:
+        return url_for("payments.receipt", reference=payment.reference)
+    return url_for("guest.receipt", reference=payment.reference)
 
 
 def _review_page(token: str, form: GuestCardForm, status: int = 200, error: str | None = None) -> Response:
@@ -182,7 +195,9 @@ def pay(token: str) -> Response:
     )
     email = form.email.data or None
     try:
-        payment = pay_guest_quote(token, card, get_provider("sandbox"), utcnow(), payer_email=email)
+        payment = pay_guest_quote(
+            token, card, get_provider("sandbox"), utcnow(), payer_email=email, user_id=_user_id()
+        )
     except CheckoutError as error:
         if error.code == "unknown_quote":
             abort(404)
@@ -192,7 +207,7 @@ def pay(token: str) -> Response:
             token, GuestCardForm(formdata=None), 402, decline_message(declined.payment.failure_reason)
         )
     _remember(RECEIPTS_KEY, payment.reference)
-    if email:
+    if email and payment.user_id is None:  # an account's receipt goes to its own address anyway
         receipt = guest_receipt(payment.reference)
         if receipt is not None and send_receipt_copy(receipt, email, current_language()):
             flash(gettext("Payment successful. Thank you! A copy of the receipt is on its way to %(email)s.", email=email), "success")
@@ -200,7 +215,7 @@ def pay(token: str) -> Response:
             flash(gettext("Payment successful. Thank you! We could not send the e-mail copy; download the receipt below."), "success")
     else:
         flash(gettext("Payment successful. Thank you! Your receipt is below."), "success")
-    return redirect(url_for("guest.receipt", reference=payment.reference), 303)
+    return redirect(_receipt_url(payment), 303)
 
 
 # -- screen 2 with Stripe: the card goes from the browser to Stripe (Stripe.js) -----------------------
@@ -214,14 +229,14 @@ def _guest_step(step: CardStep) -> dict:
             receipt = guest_receipt(step.payment.reference)
             if receipt is not None:
                 send_receipt_copy(receipt, email, current_language())
-    receipt_url = url_for("guest.receipt", reference=step.payment.reference)
+    receipt_url = _receipt_url(step.payment)
     return card_step_body(step, receipt_url=receipt_url, pending_url=url_for("guest.find_receipt"))
 
 
 def _own_guest_payment(token: str):  # noqa: ANN202 - a Payment
     _session_quote(token)
     reference = (request.get_json(silent=True) or {}).get("payment")
-    payment = guest_card_payment(token, reference) if reference else None
+    payment = guest_card_payment(token, reference, _user_id()) if reference else None
     if payment is None:
         abort(404)
     return payment
@@ -234,7 +249,9 @@ def card_start(token: str):  # noqa: ANN201 - JSON
     _session_quote(token)
     email = (request.get_json(silent=True) or {}).get("email") or None
     try:
-        start = begin_guest_card_payment(token, StripeGateway.from_config(), utcnow(), payer_email=email)
+        start = begin_guest_card_payment(
+            token, StripeGateway.from_config(), utcnow(), payer_email=email, user_id=_user_id()
+        )
     except CheckoutError as error:
         if error.code == "bad_email":
             return {"status": "refused", "message": gettext("Enter a valid e-mail address, or leave it empty.")}, 400

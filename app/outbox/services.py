@@ -34,7 +34,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.mail import MailDeliveryError
 from app.outbox.models import OutboxMessage
-from app.payments.models import Payment, Refund
+from app.payments.models import Payment, PaymentLine, Refund
 from app.sync.services import build_connector
 from erp_connectors.base import (
     AckRejected,
@@ -50,6 +50,8 @@ TOPIC_ERP_PAYMENT_ACK = "erp_payment_ack"
 TOPIC_RECEIPT_EMAIL = "receipt_email"
 TOPIC_ERP_REFUND_ACK = "erp_refund_ack"
 TOPIC_REFUND_EMAIL = "refund_email"
+#: A catalog item (ticket, permit, donation) sold online, told to the agency's ERP for its books.
+TOPIC_ERP_SALE_ACK = "erp_sale_ack"
 
 #: The first retry waits this long; each further one twice as long as the one before.
 FIRST_RETRY_DELAY = timedelta(seconds=30)
@@ -139,7 +141,11 @@ def enqueue_payment_acks(payment: Payment) -> list[OutboxMessage]:
     lines_by_agency: dict[int, list[dict[str, Any]]] = {}
     agencies: dict[int, Agency] = {}
     for line in payment.lines:
+        if line.item_id is not None:
+            _enqueue_sale_ack(payment, line)
+            continue
         agencies[line.agency_id] = line.agency
+        assert line.debt is not None
         ack = PaymentAck(
             line_id=f"{payment.reference}:{line.id}",
             payment_reference=payment.reference,
@@ -167,6 +173,27 @@ def enqueue_payment_acks(payment: Payment) -> list[OutboxMessage]:
         if message is not None:
             messages.append(message)
     return messages
+
+
+def _enqueue_sale_ack(payment: Payment, line: PaymentLine) -> None:
+    """One message per sold item line: the ERP books the revenue; idempotent by the line id."""
+    assert line.item is not None and payment.completed_at is not None
+    line_id = f"{payment.reference}:{line.id}"
+    enqueue(
+        topic=TOPIC_ERP_SALE_ACK,
+        key=f"{TOPIC_ERP_SALE_ACK}:{line_id}",
+        payload={
+            "line_id": line_id,
+            "payment_reference": payment.reference,
+            "item_code": line.item.code,
+            "quantity": line.quantity,
+            "amount_minor": line.amount_minor,
+            "currency": payment.currency,
+            "paid_at": payment.completed_at.isoformat(),
+        },
+        agency_id=line.agency_id,
+        now=payment.completed_at,
+    )
 
 
 def retry_delay(attempts: int, jitter: float | None = None) -> timedelta:
@@ -269,26 +296,41 @@ def _deliver_refund_email(message: OutboxMessage) -> None:
         raise _Transient(f"The refund e-mail could not be sent: {error}") from None
 
 
-def _deliver_refund_ack(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
-    """Tell the ERP of a refund through its connector's acknowledge_refund, where it has one."""
+def _deliver_to_connector(
+    message: OutboxMessage, connectors: dict[int, ERPConnector], method: str, what: str, reference_key: str
+) -> None:
+    """Hand the message's payload to the connector's ``method`` (acknowledge_refund, acknowledge_sale).
+
+    A connector without the method gets a dead letter that tells staff to book ``what`` by hand.
+    """
     agency = db.session.get(Agency, message.agency_id) if message.agency_id is not None else None
     if agency is None:
         raise _Permanent("The message names no agency, so there is no ERP to tell.")
     connector = connectors.get(agency.id)
     if connector is None:
         connector = connectors[agency.id] = build_connector(agency)
-    acknowledge_refund = getattr(connector, "acknowledge_refund", None)
-    if acknowledge_refund is None:
+    call = getattr(connector, method, None)
+    if call is None:
         raise _Permanent(
-            f"The ERP connector of {agency.code} cannot take refunds: book refund "
-            f"{message.payload.get('refund_reference')} in the ERP by hand, then mark this message done."
+            f"The ERP connector of {agency.code} cannot take {what}s: book {what} "
+            f"{message.payload.get(reference_key)} in the ERP by hand, then mark this message done."
         )
     try:
-        acknowledge_refund(dict(message.payload))
+        call(dict(message.payload))
     except AckRejected as error:
-        raise _Permanent(f"The ERP of {agency.code} refused the refund: {error.reason}") from None
+        raise _Permanent(f"The ERP of {agency.code} refused the {what}: {error.reason}") from None
     except ConnectionError as error:
         raise _Transient(f"The ERP of {agency.code} could not be reached: {error}") from None
+
+
+def _deliver_refund_ack(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
+    """Tell the ERP of a refund through its connector's acknowledge_refund, where it has one."""
+    _deliver_to_connector(message, connectors, "acknowledge_refund", "refund", "refund_reference")
+
+
+def _deliver_sale_ack(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
+    """Tell the ERP of a catalog sale through its connector's acknowledge_sale, where it has one."""
+    _deliver_to_connector(message, connectors, "acknowledge_sale", "sale", "line_id")
 
 
 def _deliver_receipt(message: OutboxMessage) -> None:
@@ -419,6 +461,9 @@ def _deliver(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> Non
     if message.topic == TOPIC_ERP_REFUND_ACK:
         _deliver_refund_ack(message, connectors)
         return
+    if message.topic == TOPIC_ERP_SALE_ACK:
+        _deliver_sale_ack(message, connectors)
+        return
     if message.topic != TOPIC_ERP_PAYMENT_ACK:
         raise _Permanent(f"No handler delivers messages of topic {message.topic!r}.")
     agency = db.session.get(Agency, message.agency_id) if message.agency_id is not None else None
@@ -479,3 +524,26 @@ def list_messages(
     if agency_id is not None:
         statement = statement.where(OutboxMessage.agency_id == agency_id)
     return list(db.session.scalars(statement))
+
+
+def requeue_dead_message(message_id: int, agency_id: int, now: datetime) -> OutboxMessage:
+    """Queue one of the agency's dead messages again, due now, in the caller's transaction.
+
+    The caller commits (with its audit entry). LookupError if the agency has no such message,
+    OutboxError if the message is not dead (already retried, or delivered). The attempt count
+    is kept, so the next failure makes it dead again at once rather than after twelve more tries.
+    """
+    message = db.session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.agency_id == agency_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if message is None:
+        raise LookupError(f"Agency {agency_id} has no outbox message {message_id}.")
+    if message.status != "dead":
+        raise OutboxError(f"Outbox message {message_id} is {message.status}; only a dead message is retried by hand.")
+    _set_status(message, "pending")
+    message.next_attempt_at = now
+    log.info("outbox message %s (%s) of agency %s queued again from the treasury", message.id, message.key, agency_id)
+    return message

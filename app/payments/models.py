@@ -9,6 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, Uniqu
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.agencies.models import Agency
+from app.catalog.models import CatalogItem
 from app.db import Base, UTCDateTime, utcnow
 from app.debts.models import Debt, Installment
 
@@ -60,12 +61,15 @@ class Payment(Base):
 
 
 class PaymentLine(Base):
-    """One debt or installment paid by a payment."""
+    """One debt or installment paid by a payment, or one order of a catalog item."""
 
     __tablename__ = "payment_lines"
     __table_args__ = (
         CheckConstraint("amount_minor = principal_minor + surcharge_minor", name="adds_up"),
         CheckConstraint("principal_minor > 0", name="principal_positive"),
+        CheckConstraint("(debt_id IS NULL) <> (item_id IS NULL)", name="debt_or_item"),
+        CheckConstraint("item_id IS NULL OR surcharge_minor = 0", name="items_have_no_surcharge"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -73,9 +77,15 @@ class PaymentLine(Base):
         ForeignKey("payments.id", ondelete="CASCADE"), index=True
     )
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
-    debt_id: Mapped[int] = mapped_column(ForeignKey("debts.id"), index=True)
+    debt_id: Mapped[int | None] = mapped_column(ForeignKey("debts.id"), index=True)
     installment_id: Mapped[int | None] = mapped_column(ForeignKey("installments.id"))
-    #: minor units: the principal this line pays off.
+    #: The catalog item bought, for a line that is not a debt.
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_items.id"), index=True)
+    #: Units of the item bought (1 for a debt or an open amount), >= 1.
+    quantity: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: The payer's answers to the item's questions, as on the order.
+    answers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    #: minor units: the principal this line pays off (an item: what it costs).
     principal_minor: Mapped[int] = mapped_column(Integer)
     #: minor units: the late surcharge charged with it.
     surcharge_minor: Mapped[int] = mapped_column(Integer)
@@ -86,8 +96,24 @@ class PaymentLine(Base):
 
     payment: Mapped[Payment] = relationship(back_populates="lines")
     agency: Mapped[Agency] = relationship()
-    debt: Mapped[Debt] = relationship()
+    debt: Mapped[Debt | None] = relationship()
     installment: Mapped[Installment | None] = relationship()
+    item: Mapped[CatalogItem | None] = relationship()
+
+    def title(self, language: str) -> str:
+        """What the line paid for, in words: the debt's description or the item's name."""
+        if self.item is not None:
+            return self.item.name(language)
+        return self.debt.description if self.debt is not None else ""
+
+    @property
+    def code(self) -> str:
+        """The line's identifier for people: the debt's RF reference or ERP id, or the item's code."""
+        if self.item is not None:
+            return self.item.code
+        if self.debt is None:
+            return ""
+        return self.debt.rf_reference or self.debt.external_id
 
 
 CHARGE_STATUSES = ("creating", "requires_action", "authorized", "captured", "failed", "canceled")

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from app.agencies.models import Agency
+from app.catalog.services import void_tickets
 from app.db import utcnow
 from app.extensions import db
 from app.outbox.services import enqueue_refund_messages
@@ -199,6 +200,9 @@ def _finish(
     payment.status = "refunded" if refunded_total >= payment.amount_minor else "partially_refunded"
     agency = db.session.get(Agency, refund.agency_id)
     share = refundable_share(payment.id, refund.agency_id)
+    if share.available_minor == 0:
+        # Fully refunded: the agency's tickets of this payment no longer let anyone in.
+        void_tickets([line.id for line in payment.lines if line.agency_id == refund.agency_id and line.item_id])
     if agency is not None and agency.reopen_debts_on_refund and share.available_minor == 0:
         _reopen_debts(payment, refund.agency_id)
         refund.reopened_debts = True
@@ -211,8 +215,8 @@ def _finish(
 def _reopen_debts(payment: Payment, agency_id: int) -> None:
     """Undo what the payment paid on the agency's debts: they are owed again."""
     for line in payment.lines:
-        if line.agency_id != agency_id:
-            continue
+        if line.agency_id != agency_id or line.debt is None:
+            continue  # another agency's line, or an item sold (nothing is owed again)
         if line.installment is not None:
             line.installment.paid_minor -= line.principal_minor
             line.installment.status = "open"

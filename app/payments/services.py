@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from app.agencies.models import Agency
-from app.checkout.models import Quote
+from app.catalog.services import SoldOut, hold_seats, issue_tickets, payment_hold_until, release_seats
+from app.checkout.models import Quote, QuoteLine
 from app.checkout.services import CheckoutError, get_user_quote
 from app.db import utcnow
 from app.debts.models import Debt, Installment
@@ -82,7 +83,7 @@ def claim_quote(
     if quote.status != "open":
         raise CheckoutError("quote_used")
     if quote.is_expired(now):
-        raise CheckoutError("quote_expired")
+        raise CheckoutError("quote_expired", order=any(line.item_id is not None for line in quote.lines))
     payment = Payment(
         reference=new_payment_reference(),
         user_id=user_id,
@@ -97,6 +98,9 @@ def claim_quote(
                 agency_id=line.agency_id,
                 debt_id=line.debt_id,
                 installment_id=line.installment_id,
+                item_id=line.item_id,
+                quantity=line.quantity,
+                answers=line.answers,
                 principal_minor=line.principal_minor,
                 surcharge_minor=line.surcharge_minor,
                 amount_minor=line.amount_minor,
@@ -108,6 +112,15 @@ def claim_quote(
     db.session.add(payment)
     db.session.flush()
     for line in quote.lines:
+        if line.item_id is not None:
+            if line.item is not None and line.item.issues_tickets:
+                # The seats held for the review are held again for as long as the payment may take.
+                try:
+                    hold_seats(line.item_id, line.id, line.quantity, payment_hold_until(now), now)
+                except SoldOut as sold_out:
+                    db.session.rollback()
+                    raise CheckoutError("sold_out", left=sold_out.left) from None
+            continue
         if line.installment is not None:
             target, row = Installment, line.installment
             paid = row.amount_minor - line.principal_minor
@@ -116,7 +129,7 @@ def claim_quote(
             paid = row.principal_minor - line.principal_minor
         if not _claim(target, row.id, paid, payment.id):
             db.session.rollback()
-            raise CheckoutError("taken", description=line.debt.description)
+            raise CheckoutError("taken", description=line.title("el"))
     db.session.commit()
     return payment
 
@@ -199,7 +212,13 @@ def confirm_payment(
         return payment  # a repeated confirmation (retry, webhook) changes nothing
     if payment.status != "pending":
         raise ValueError(f"Payment {payment.reference} is {payment.status}; it cannot succeed.")
+    now = utcnow()
+    item_lines = _quote_item_lines(payment)
     for line in payment.lines:
+        if line.item_id is not None:
+            for quote_line_id in item_lines.get(line.item_id, []):
+                issue_tickets(quote_line_id, line.id, now)
+            continue
         target = line.installment if line.installment_id is not None else line.debt
         assert target is not None
         if target.pending_payment_id != payment.id:
@@ -210,13 +229,14 @@ def confirm_payment(
             if target.paid_minor == line.installment.amount_minor:
                 target.status = "paid"
             line.debt.paid_minor += line.principal_minor
+        assert line.debt is not None
         if line.debt.paid_minor == line.debt.principal_minor:
             line.debt.status = "paid"
     payment.status = "succeeded"
     payment.provider_reference = provider_reference
     payment.card_brand = card_brand
     payment.card_last4 = card_last4
-    payment.completed_at = utcnow()
+    payment.completed_at = now
     if payment.quote_id is not None:
         quote = db.session.get(Quote, payment.quote_id)
         if quote is not None:
@@ -226,6 +246,21 @@ def confirm_payment(
     db.session.commit()
     log.info("payment %s succeeded (%d lines)", payment.reference, len(payment.lines))
     return payment
+
+
+def _quote_item_lines(payment: Payment) -> dict[int, list[int]]:
+    """The ids of the payment's quote lines that order items, by item id."""
+    if payment.quote_id is None or not any(line.item_id is not None for line in payment.lines):
+        return {}
+    rows = db.session.execute(
+        select(QuoteLine.item_id, QuoteLine.id)
+        .where(QuoteLine.quote_id == payment.quote_id, QuoteLine.item_id.is_not(None))
+        .order_by(QuoteLine.id)
+    ).all()
+    lines: dict[int, list[int]] = {}
+    for item_id, line_id in rows:
+        lines.setdefault(item_id, []).append(line_id)
+    return lines
 
 
 def fail_payment(
@@ -240,6 +275,8 @@ def fail_payment(
         target = line.installment if line.installment_id is not None else line.debt
         if target is not None and target.pending_payment_id == payment.id:
             target.pending_payment_id = None
+    # Seats held for the order are free again; a retry holds them anew if nobody took them.
+    release_seats(ids for ids_of_item in _quote_item_lines(payment).values() for ids in ids_of_item)
     payment.status = "failed"
     payment.failure_reason = reason
     payment.provider_reference = provider_reference

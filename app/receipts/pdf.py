@@ -220,7 +220,9 @@ def _lines(pdf: FPDF, payment: Payment, language: str) -> None:
         for text in (gettext("Agency"), gettext("Debt"), gettext("Amount"), gettext("Surcharge"), gettext("Total")):
             header.cell(text)
         for line in payment.lines:
-            description = line.debt.description
+            description = line.title(language)
+            if line.item is not None and line.quantity > 1:
+                description += f" × {line.quantity}"
             if line.installment is not None:
                 description += " – " + gettext("installment %(number)s", number=line.installment.number)
             row = table.row()

@@ -75,6 +75,11 @@ class QuarantinedRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why a person dismissed the record (the treasury's operations page asks); null otherwise,
+    #: and null for records dismissed from the command line before reasons were asked for.
+    dismissed_reason: Mapped[str | None] = mapped_column(Text)
+    #: Who retried or dismissed it from the treasury; null for the command line and the system.
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class DebtorRefresh(Base):

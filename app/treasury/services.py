@@ -43,7 +43,7 @@ from app.extensions import db
 from app.i18n import gettext
 from app.mail import MailDeliveryError, send_mail
 from app.outbox.models import OutboxMessage
-from app.outbox.services import TOPIC_ERP_PAYMENT_ACK
+from app.outbox.services import TOPIC_ERP_PAYMENT_ACK, TOPIC_ERP_SALE_ACK
 from app.payments.models import Payment, PaymentLine
 from app.treasury.models import ROLES, StaffInvitation, StaffMembership, StaffRecoveryCode, role_at_least
 
@@ -863,6 +863,13 @@ class AgencyPayment:
     withholdings: dict[int, LineSplit] = field(default_factory=dict)
 
 
+def _line_kind(line: PaymentLine) -> str:
+    """The kind a line's withholdings follow: its debt's kind, or the kind of the item sold."""
+    if line.debt is not None:
+        return line.debt.kind
+    return line.item.kind if line.item is not None else ""
+
+
 def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
     """The payment with this receipt number as the agency sees it; None unless it has a line of it."""
     payment = db.session.scalar(
@@ -890,15 +897,30 @@ def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
     acknowledged: set[str] = set()
     if message is not None:
         acknowledged = {str(line.get("line_id")) for line in message.payload.get("lines", [])}
+    sales = {
+        sale.key: sale
+        for sale in db.session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.key.in_(
+                    [f"{TOPIC_ERP_SALE_ACK}:{payment.reference}:{line.id}" for line in lines if line.item_id is not None]
+                ),
+                OutboxMessage.agency_id == agency.id,
+            )
+        )
+    }
     for line in lines:
-        if message is not None and f"{payment.reference}:{line.id}" in acknowledged:
+        sale = sales.get(f"{TOPIC_ERP_SALE_ACK}:{payment.reference}:{line.id}")
+        if sale is not None:  # an item sold is told to the ERP by a message of its own
+            write_back[line.id] = WriteBack(sale.status, sale.attempts, sale.last_error, sale.delivered_at, sale.next_attempt_at)
+        elif message is not None and f"{payment.reference}:{line.id}" in acknowledged:
             write_back[line.id] = WriteBack(
                 message.status, message.attempts, message.last_error, message.delivered_at, message.next_attempt_at
             )
         else:
             write_back[line.id] = WriteBack("not_queued")
     split = _line_splitter(agency)
-    withholdings = {line.id: split(line.debt.kind, line.amount_minor) for line in lines}
+    # An item sold is withheld from by its kind ("ticket", "donation"), as a debt by its own.
+    withholdings = {line.id: split(_line_kind(line), line.amount_minor) for line in lines}
     return AgencyPayment(payment, lines, sum(line.amount_minor for line in lines), write_back, withholdings)
 
 

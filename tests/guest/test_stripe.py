@@ -64,3 +64,31 @@ def test_a_bad_receipt_address_is_refused_before_anything_is_claimed(
     answer = card(client, review, "start", email="not an address")
     assert answer.status_code == 400 and "valid e-mail address" in answer.json["message"]
     assert db.session.scalars(select(Payment)).all() == []
+
+
+def test_tickets_bought_with_stripe_are_issued_and_a_declined_card_frees_the_seats(
+    client: FlaskClient, stripe_app: Flask, localstripe_url: str
+) -> None:
+    from app.catalog.models import Ticket
+    from tests.factories import CatalogItemFactory
+    from tests.guest.test_shop import item_path, order
+
+    item = CatalogItemFactory(capacity=2, price_minor=1500)
+    path = item_path(item)
+    review = review_path(order(client, path, quantity="2"))
+
+    declined = card(client, review, "start")
+    browser_confirm_card_setup(localstripe_url, declined.json["client_secret"], "4000000000000341")
+    assert card(client, review, "charge", payment=declined.json["payment"]).json["status"] == "failed"
+    assert sorted(db.session.scalars(select(Ticket.status))) == ["released", "released"]
+
+    retry = card(client, review, "start")
+    assert retry.status_code == 200, retry.json
+    assert sorted(db.session.scalars(select(Ticket.status))) == ["held", "held"]  # held again for the payment
+    browser_confirm_card_setup(localstripe_url, retry.json["client_secret"], "4242424242424242")
+    step = card(client, review, "charge", payment=retry.json["payment"])
+    assert step.json["status"] == "succeeded"
+    assert sorted(db.session.scalars(select(Ticket.status))) == ["issued", "issued"]
+    paid = db.session.scalars(select(Payment).where(Payment.status == "succeeded")).one()
+    assert (paid.provider, paid.amount_minor, paid.channel) == ("stripe", 3000, "guest")
+    assert "TK-" in page_text(client.get(step.json["redirect"]))

@@ -17,10 +17,13 @@ from werkzeug.routing import Rule
 
 from app import create_app
 from app.extensions import db
+from app.outbox.models import OutboxMessage
+from app.sync.models import QuarantinedRecord
 from app.treasury.models import ROLES, StaffInvitation, role_at_least
 from tests.factories import (
     PASSWORD,
     AgencyFactory,
+    CatalogItemFactory,
     DebtFactory,
     StaffMembershipFactory,
     UserFactory,
@@ -41,9 +44,14 @@ MINIMUM_ROLE = {
     "treasury.settings": "admin",
     "treasury.audit": "admin",
     "treasury.audit_export": "admin",
+    "treasury.dismiss_quarantined": "admin",
+    "treasury.retry_quarantine": "admin",
+    "treasury.retry_outbox_message": "refund",
+    "treasury.new_item": "admin",
+    "treasury.edit_item": "admin",
 }
 #: Routes whose form, posted with only its CSRF token, answers 400 (its field errors) once let in.
-FORMS_POSTED_EMPTY = {"treasury.refund"}
+FORMS_POSTED_EMPTY = {"treasury.refund", "treasury.dismiss_quarantined"}
 #: Open before the second factor (they *are* the second factor).
 SECOND_FACTOR_PAGES = {"treasury.second_factor", "treasury.second_factor_setup"}
 #: Open to a logged-in person who is not staff (an invitation makes them staff).
@@ -52,7 +60,7 @@ OPEN_TO_NON_STAFF = {"treasury.accept_invitation"}
 # The URL map as the app builds it; an app on an unused in-memory database suffices to read it.
 _RULES = sorted(
     (rule for rule in create_app({"ENV_NAME": "testing", "DATABASE_URL": "sqlite://"}).url_map.iter_rules()
-     if rule.endpoint.startswith("treasury.")),
+     if rule.endpoint.startswith(("treasury.", "tickets."))),
     key=lambda rule: rule.rule,
 )  # fmt: skip
 ALL_ENDPOINTS = [rule.endpoint for rule in _RULES]
@@ -86,12 +94,20 @@ def _agency_side() -> dict:
     colleague = StaffMembershipFactory(agency=agency, role="admin")
     invitation = StaffInvitation(agency_id=agency.id, email=f"new-{agency.code}@example.org", role="view")
     db.session.add(invitation)
+    quarantined = QuarantinedRecord(agency_id=agency.id, external_id="BAD-1", reason="No tax ID.", raw="{}")
+    dead = OutboxMessage(topic="erp_payment_ack", key=f"erp_payment_ack:{agency.code}", agency_id=agency.id,
+                         payload={}, status="dead", attempts=12)  # fmt: skip
+    db.session.add_all([quarantined, dead])
     db.session.commit()
+    item = CatalogItemFactory(agency=agency)
     return {
+        "item_id": item.id,
         "agency_code": agency.code,
         "reference": payment.reference,
         "membership_id": colleague.id,
         "invitation_id": invitation.id,
+        "record_id": quarantined.id,
+        "message_id": dead.id,
         "token": "not-a-real-token",
         "agency": agency,
         "name": agency.name_en,

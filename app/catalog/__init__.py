@@ -1,0 +1,1 @@
+"""Agency catalog items (event tickets, permits, fees, donations) and the tickets sold from them."""
