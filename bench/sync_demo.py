@@ -40,7 +40,7 @@ def main() -> None:
             start = time.perf_counter()
             result = sync_agency(agency, connector)
             seconds = time.perf_counter() - start
-            records = result.created + result.updated + result.unchanged + result.rejected
+            records = result.created + result.updated + result.unchanged + result.quarantined
             timings.append(seconds)
             print(
                 f"{label:>6}: {records} records in {seconds:.2f} s = {records / seconds:,.0f} records/s "

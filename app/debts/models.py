@@ -79,7 +79,8 @@ class Debt(Base):
         ForeignKey("payments.id"), index=True
     )
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: SHA-256 of the ERP record as last applied: an unchanged record is skipped on this alone.
+    #: Hash (SHA-1, hex) of the ERP record as last applied: an unchanged record is skipped on this
+    #: alone. Hashes of the older SHA-256 form are recognised and rewritten (app.sync.services).
     content_hash: Mapped[str | None] = mapped_column(String(64))
     #: Why a debt stopped being open without an online payment: "paid_at_agency", "cancelled", "vanished".
     closed_reason: Mapped[str | None] = mapped_column(String(32))
