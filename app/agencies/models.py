@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, String, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from app.db import Base, UTCDateTime, utcnow
@@ -13,6 +13,8 @@ from app.domain.second_factors import check_factor_settings, factor_for_kind
 from app.domain.surcharges import SurchargePolicy
 
 ALL_CATEGORIES = ["certified", "settled", "uncertified"]
+#: Longest note an agency adds to its payers' e-mails, in characters.
+NOTE_MAX_LENGTH = 500
 
 
 class Agency(Base):
@@ -65,6 +67,23 @@ class Agency(Base):
     #: Stripe connected account (acct_...) that receives this agency's card payments; null: the
     #: platform account itself (a single-agency portal, or test mode).
     stripe_account: Mapped[str | None] = mapped_column(String(64))
+    #: The agency's own Stripe secret key (sk_... or rk_...), Fernet-encrypted (app.encryption);
+    #: null: none stored. Its last four characters and the moment it was saved are kept apart so
+    #: the settings page can say which key is set without ever decrypting or showing it.
+    stripe_secret_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    stripe_secret_key_hint: Mapped[str | None] = mapped_column(String(4))
+    stripe_secret_key_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The signing secret (whsec_...) of the agency's webhook endpoint, Fernet-encrypted; null:
+    #: the platform's STRIPE_WEBHOOK_SECRET signs this agency's webhooks.
+    stripe_webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    stripe_webhook_secret_hint: Mapped[str | None] = mapped_column(String(4))
+    stripe_webhook_secret_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Plain text the agency adds to the payer's receipt e-mail and refund e-mail, per language
+    #: (e.g. "For questions call 210 ..."); null or empty: nothing added in that language.
+    receipt_note_el: Mapped[str | None] = mapped_column(String(NOTE_MAX_LENGTH))
+    receipt_note_en: Mapped[str | None] = mapped_column(String(NOTE_MAX_LENGTH))
+    refund_note_el: Mapped[str | None] = mapped_column(String(NOTE_MAX_LENGTH))
+    refund_note_en: Mapped[str | None] = mapped_column(String(NOTE_MAX_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def name(self, language: str) -> str:

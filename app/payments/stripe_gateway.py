@@ -7,11 +7,18 @@ wrapper so the services read as the payment flow, and so tests run against local
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from flask import current_app
+
+from app.encryption import DecryptionError, decrypt_secret
+
+log = logging.getLogger("civicpay.payments")
 
 
 class ProviderUnavailable(Exception):
@@ -236,3 +243,59 @@ class StripeGateway:
         except stripe.SignatureVerificationError as error:
             raise ValueError("bad signature") from error
         return _plain(event)
+
+
+# -- an agency's own credentials ---------------------------------------------------------------------
+
+#: Where an agency's credential comes from: the server's environment (named for the agency), the
+#: treasury's settings (stored encrypted), the platform's own setting, or nowhere.
+CredentialSource = Literal["environment", "stored", "platform", "unreadable", "none"]
+
+
+@dataclass(frozen=True)
+class AgencyCredential:
+    """One Stripe credential of an agency as resolved now; ``value`` is a secret: never log or show it."""
+
+    value: str | None = field(repr=False)
+    source: CredentialSource
+    #: The setting that overrides the stored value for this agency, e.g. STRIPE_WEBHOOK_SECRET_EASTCOAST.
+    environment_name: str
+
+
+def agency_setting_name(base: str, agency_code: str) -> str:
+    """The per-agency setting name: ``base`` and the agency's code in capitals, "-" and the like as "_"."""
+    return f"{base}_{re.sub(r'[^A-Z0-9]', '_', agency_code.upper())}"
+
+
+def _agency_credential(agency: Any, base: str, stored_column: str, platform_value: str | None) -> AgencyCredential:
+    """Resolve in order: the agency's setting in the environment (or instance config), the value
+    stored in the treasury (decrypted), the platform's value."""
+    name = agency_setting_name(base, agency.code)
+    from_environment = current_app.config.get(name) or os.environ.get(name)
+    if from_environment:
+        return AgencyCredential(from_environment, "environment", name)
+    stored = getattr(agency, stored_column)
+    if stored:
+        try:
+            return AgencyCredential(decrypt_secret(stored), "stored", name)
+        except DecryptionError:
+            # Fail closed: never fall back to the platform's secret for an agency that set its own.
+            log.error("The stored %s of agency %s cannot be decrypted; enter it again.", base, agency.code)
+            return AgencyCredential(None, "unreadable", name)
+    if platform_value:
+        return AgencyCredential(platform_value, "platform", name)
+    return AgencyCredential(None, "none", name)
+
+
+def agency_webhook_secret(agency: Any) -> AgencyCredential:
+    """The secret that signs the webhooks of the agency's endpoint (/webhooks/stripe/<code>)."""
+    return _agency_credential(
+        agency, "STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret_encrypted", current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    )
+
+
+def agency_secret_key(agency: Any) -> AgencyCredential:
+    """The agency's own Stripe secret key, else the platform's (STRIPE_SECRET_KEY)."""
+    return _agency_credential(
+        agency, "STRIPE_SECRET_KEY", "stripe_secret_key_encrypted", current_app.config.get("STRIPE_SECRET_KEY")
+    )

@@ -150,6 +150,7 @@ def send_receipt_email(payment: Payment, to: str, language: str) -> None:
             gettext("Receipt number: %(reference)s", reference=payment.reference),
             gettext("The PDF receipt is attached. Anyone can check that it is genuine on this page:"),
             verification_url(payment),
+            *_agency_notes(payment, "receipt", language),
         ]
         pdf = receipt_pdf(payment)
     send_mail(
@@ -158,6 +159,26 @@ def send_receipt_email(payment: Payment, to: str, language: str) -> None:
         "\n\n".join([*paragraphs, "Civic Pay"]) + "\n",
         attachments=[Attachment(f"receipt-{payment.reference}.pdf", pdf)],
     )
+
+
+def agency_note(agency: Agency | None, email: str, language: str) -> str | None:
+    """The text the agency adds to an e-mail ("receipt" or "refund") in ``language``, if any.
+
+    Set by its administrators in the treasury (agencies.receipt_note_el and the like); plain text.
+    """
+    if agency is None or language not in ("el", "en"):
+        return None
+    return getattr(agency, f"{email}_note_{language}", None) or None
+
+
+def _agency_notes(payment: Payment, email: str, language: str) -> list[str]:
+    """The texts the payment's agencies add to this e-mail in ``language``; named when several do."""
+    agencies = list({line.agency_id: line.agency for line in payment.lines}.values())
+    notes = [(agency, agency_note(agency, email, language)) for agency in agencies]
+    notes = [(agency, note) for agency, note in notes if note]
+    if len(agencies) == 1:
+        return [note for _agency, note in notes]
+    return [f"{agency.name(language)}: {note}" for agency, note in notes]
 
 
 def send_refund_email(refund: Refund, payment: Payment, to: str, language: str) -> None:
@@ -176,4 +197,7 @@ def send_refund_email(refund: Refund, payment: Payment, to: str, language: str) 
             gettext("Reason: %(reason)s", reason=refund.reason),
             gettext("Refunds usually reach the card account within 5 to 10 working days."),
         ]
+        note = agency_note(agency, "refund", language)
+        if note:
+            paragraphs.append(note)
     send_mail(to, subject, "\n\n".join([*paragraphs, "Civic Pay"]) + "\n")

@@ -1,4 +1,5 @@
-"""Treasury forms: the second factor, the filters (GET), staff management, agency settings."""
+"""Treasury forms: the second factor, the filters (GET), staff management, agency settings,
+credentials and e-mail notes."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from wtforms import (
     DateField,
     EmailField,
     IntegerField,
+    PasswordField,
     SelectField,
     SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import AnyOf, DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.agencies.models import ALL_CATEGORIES
+from app.agencies.models import ALL_CATEGORIES, NOTE_MAX_LENGTH
 from app.domain.money import Money
 from app.domain.second_factors import FACTORS
 from app.domain.surcharges import InvalidPolicy, Period, SurchargePolicy
@@ -30,7 +32,7 @@ from app.domain.withholdings import DEFAULT_KEY, MAX_NAME_LENGTH, Withholding
 from app.i18n import lazy_gettext as _l
 from app.treasury.models import ROLES
 from app.treasury.services import PaymentFilters, parse_amount
-from app.treasury.settings import AgencySettings
+from app.treasury.settings import NOTE_COLUMNS, AgencySettings, clean_note
 
 _SELECT_LOOK = {"style": "padding: .45rem; font: inherit; border: 2px solid var(--ink);"}
 
@@ -588,3 +590,99 @@ class SettlementForm(FlaskForm):
                 raise ValidationError(_l("The end date must not be before the start date."))
             if (field.data - self.date_from.data).days >= MAX_SETTLEMENT_DAYS:
                 raise ValidationError(_l("Choose at most 366 days."))
+
+
+# -- card provider credentials and e-mail notes -----------------------------------------------------
+
+#: Stripe's identifiers, as its dashboard shows them; a typo is refused here, not at the first payment.
+STRIPE_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{6,59}")
+STRIPE_SECRET_KEY = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]{8,240}")
+STRIPE_WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]{8,240}")
+
+#: Secret inputs: never filled in again by the browser or the page.
+_SECRET_INPUT = {"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+
+
+class CredentialsForm(FlaskForm):
+    """The agency's Stripe connected account and, optionally, its own secret key and webhook secret.
+
+    The secrets are write-only: an empty field keeps what is stored, and the page never shows them.
+    """
+
+    stripe_account = StringField(
+        _l("Stripe connected account ID"),
+        validators=[Optional(), Length(max=64)],
+        render_kw={"spellcheck": "false", "autocapitalize": "off"},
+    )
+    stripe_secret_key = PasswordField(_l("Stripe secret key"), validators=[Optional(), Length(max=250)], render_kw=_SECRET_INPUT)
+    stripe_webhook_secret = PasswordField(
+        _l("Webhook signing secret"), validators=[Optional(), Length(max=250)], render_kw=_SECRET_INPUT
+    )
+    save = SubmitField(_l("Save the credentials"))
+
+    def validate_stripe_account(self, field) -> None:  # noqa: ANN001
+        field.data = (field.data or "").strip()
+        if field.data and not STRIPE_ACCOUNT.fullmatch(field.data):
+            raise ValidationError(_l("Enter the account ID as Stripe shows it, starting “acct_”."))
+
+    def validate_stripe_secret_key(self, field) -> None:  # noqa: ANN001
+        field.data = (field.data or "").strip()
+        if field.data and not STRIPE_SECRET_KEY.fullmatch(field.data):
+            raise ValidationError(_l("Enter a secret key as Stripe shows it, starting “sk_live_”, “sk_test_” or “rk_”."))
+
+    def validate_stripe_webhook_secret(self, field) -> None:  # noqa: ANN001
+        field.data = (field.data or "").strip()
+        if field.data and not STRIPE_WEBHOOK_SECRET.fullmatch(field.data):
+            raise ValidationError(_l("Enter the signing secret as Stripe shows it, starting “whsec_”."))
+
+    def secrets(self) -> dict[str, str | None]:
+        """The secrets typed in (None for a field left empty)."""
+        return {
+            "stripe_secret_key": self.stripe_secret_key.data or None,
+            "stripe_webhook_secret": self.stripe_webhook_secret.data or None,
+        }
+
+
+class RemoveCredentialForm(FlaskForm):
+    """A "remove" button of the credentials page: which one goes is the button's value."""
+
+    credential = StringField(
+        validators=[DataRequired(), AnyOf(["stripe_account", "stripe_secret_key", "stripe_webhook_secret"])]
+    )
+
+
+class NotesForm(FlaskForm):
+    """What the agency adds to its payers' receipt and refund e-mails, in Greek and in English."""
+
+    receipt_note_el = TextAreaField(
+        _l("Added to the receipt e-mail, in Greek"),
+        validators=[Length(max=NOTE_MAX_LENGTH, message=_l("Use at most %(max)d characters."))],
+        render_kw={"rows": 3, "lang": "el", "maxlength": NOTE_MAX_LENGTH},
+    )
+    receipt_note_en = TextAreaField(
+        _l("Added to the receipt e-mail, in English"),
+        validators=[Length(max=NOTE_MAX_LENGTH, message=_l("Use at most %(max)d characters."))],
+        render_kw={"rows": 3, "lang": "en", "maxlength": NOTE_MAX_LENGTH},
+    )
+    refund_note_el = TextAreaField(
+        _l("Added to the refund e-mail, in Greek"),
+        validators=[Length(max=NOTE_MAX_LENGTH, message=_l("Use at most %(max)d characters."))],
+        render_kw={"rows": 3, "lang": "el", "maxlength": NOTE_MAX_LENGTH},
+    )
+    refund_note_en = TextAreaField(
+        _l("Added to the refund e-mail, in English"),
+        validators=[Length(max=NOTE_MAX_LENGTH, message=_l("Use at most %(max)d characters."))],
+        render_kw={"rows": 3, "lang": "en", "maxlength": NOTE_MAX_LENGTH},
+    )
+    save = SubmitField(_l("Save the texts"))
+
+    def notes(self) -> dict[str, str | None]:
+        """The texts by column, cleaned as they are stored."""
+        return {name: clean_note(getattr(self, name).data) for name in NOTE_COLUMNS.values()}
+
+    def validate(self, extra_validators=None) -> bool:  # noqa: ANN001
+        """Count the length of what is stored (CRLF counts once), not of what the browser sent."""
+        for name in NOTE_COLUMNS.values():
+            field = getattr(self, name)
+            field.data = clean_note(field.data) or ""
+        return super().validate(extra_validators)

@@ -29,7 +29,8 @@ from app.templating import current_language
 from app.treasury import bp
 from app.treasury import operations_services as operations
 from app.treasury.operations_services import OperationRefused
-from app.treasury.views import audit_action_labels, audit_details, requires_role
+from app.treasury.audit_text import outbox_topic_label
+from app.treasury.views import requires_role
 
 
 class DismissForm(FlaskForm):
@@ -125,18 +126,6 @@ def outbox_state_label(state: str) -> str:
     return labels.get(state, state)
 
 
-def outbox_topic_label(topic: str) -> str:
-    """What a write-back message does, in words."""
-    labels = {
-        "erp_payment_ack": gettext("Payment recorded in the ERP"),
-        "erp_refund_ack": gettext("Refund recorded in the ERP"),
-        "erp_sale_ack": gettext("Sale recorded in the ERP"),
-        "receipt_email": gettext("Receipt e-mail"),
-        "refund_email": gettext("Refund e-mail"),
-    }
-    return labels.get(topic, topic)
-
-
 def duration_text(seconds: float | None) -> str:
     """A run's wall time: "4.2 s", or "3 min 12 s"."""
     if seconds is None:
@@ -145,64 +134,6 @@ def duration_text(seconds: float | None) -> str:
         return gettext("%(seconds)s s", seconds=format_decimal(round(seconds, 1), format="0.0", locale=current_language()))
     minutes, rest = divmod(round(seconds), 60)
     return gettext("%(minutes)s min %(seconds)s s", minutes=minutes, seconds=rest)
-
-
-def operations_action_labels() -> dict[str, str]:
-    """The audit log's actions added by operations and platform administration, in words."""
-    return {
-        "sync.": gettext("Any quarantine action"),
-        "sync.quarantine_dismiss": gettext("Quarantined record dismissed"),
-        "sync.quarantine_retry": gettext("Quarantine retried"),
-        "outbox.retry": gettext("Write-back message retried"),
-        "platform.": gettext("Any platform action"),
-        "platform.agency_create": gettext("Agency added"),
-        "platform.admin": gettext("Platform administrator named or removed"),
-        "staff.2fa_enrolled": gettext("Authenticator set up"),
-        "staff.2fa_failed": gettext("Second-step code refused"),
-        "staff.2fa_recovery_code_used": gettext("Recovery code used"),
-        "staff.2fa_reset": gettext("Authenticator reset"),
-    }
-
-
-def all_audit_action_labels() -> dict[str, str]:
-    """Every audit action in words: the treasury's own, then those of operations and the platform."""
-    return {**operations_action_labels(), **audit_action_labels()}
-
-
-def operations_audit_details(action: str, details: dict[str, Any]) -> str:
-    """An entry's particulars in a line, for the actions added here; the treasury's otherwise."""
-    if action == "sync.quarantine_dismiss":
-        return details.get("reason", "")
-    if action == "sync.quarantine_retry":
-        outcome = details.get("outcome", "")
-        if outcome in ("busy", "failed"):
-            return gettext("%(records)s open records; the ERP could not be read", records=details.get("records", 0))
-        return gettext(
-            "%(records)s records retried: %(created)s new, %(updated)s updated, %(quarantined)s quarantined again",
-            records=details.get("records", 0),
-            created=details.get("created", 0),
-            updated=details.get("updated", 0),
-            quarantined=details.get("quarantined", 0),
-        )
-    if action == "outbox.retry":
-        return outbox_topic_label(details.get("topic", ""))
-    if action == "platform.agency_create":
-        return gettext("First administrator: %(email)s", email=details.get("administrator", ""))
-    if action == "platform.admin":
-        return gettext("Platform administrator") if details.get("platform_admin") else gettext("No longer platform administrator")
-    return audit_details(action, details)
-
-
-# The audit log pages (the agency's and the platform's) name these actions too. Registered after
-# the treasury's own helpers of the same names, so these (a superset) are the ones templates see.
-@bp.app_template_global("audit_action")
-def _audit_action_label(action: str) -> str:
-    return all_audit_action_labels().get(action, action)
-
-
-@bp.app_template_global("audit_details")
-def _audit_details(action: str, details: dict[str, Any]) -> str:
-    return operations_audit_details(action, details or {})
 
 
 @bp.app_context_processor

@@ -27,7 +27,7 @@ from app.i18n import lazy_gettext as _l
 from app.treasury import bp
 from app.treasury import platform_services as platform
 from app.treasury.forms import AuditFilterForm
-from app.treasury.operations import all_audit_action_labels
+from app.treasury.audit_text import audit_action_labels
 from app.treasury.services import TreasuryError
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -177,7 +177,7 @@ def _platform_timezone() -> str:
 
 
 def _audit_form(codes: dict[int, str]) -> PlatformAuditFilterForm:
-    labels = all_audit_action_labels()
+    labels = audit_action_labels()
     form = PlatformAuditFilterForm(
         request.args,
         actions=sorted(labels.items(), key=lambda item: item[1].casefold()),

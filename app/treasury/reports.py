@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, literal, select
 
 from app.agencies.models import Agency
+from app.catalog.models import CatalogItem
 from app.db import UTCDateTime
 from app.debts.models import Debt
 from app.domain.money import Money
+from app.domain.withholdings import Withholding, split_line, withholdings_for_kind
 from app.extensions import db
 from app.payments.models import Payment, PaymentLine, Refund
 
@@ -37,6 +39,10 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 # -- settlement ------------------------------------------------------------------------------------
 
+#: A line's kind: its debt's, or the kind of the catalog item sold ("ticket", "donation"), as on
+#: the payment page and in the export.
+_line_kind = func.coalesce(Debt.kind, CatalogItem.kind).label("kind")
+
 
 @dataclass
 class SettlementFigures:
@@ -46,6 +52,18 @@ class SettlementFigures:
     gross_minor: int = 0
     refunds_minor: int = 0
     fees_minor: int | None = None
+    #: minor units per beneficiary: the revenue withholdings taken from the gross (collected).
+    withheld: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def withheld_minor(self) -> int:
+        """minor units: every beneficiary's withholdings together."""
+        return sum(self.withheld.values())
+
+    @property
+    def agency_part_minor(self) -> int:
+        """The gross less the withholdings: what of the money collected is the agency's own."""
+        return self.gross_minor - self.withheld_minor
 
     @property
     def net_minor(self) -> int:
@@ -57,6 +75,8 @@ class SettlementFigures:
         self.lines += other.lines
         self.gross_minor += other.gross_minor
         self.refunds_minor += other.refunds_minor
+        for name, amount_minor in other.withheld.items():
+            self.withheld[name] = self.withheld.get(name, 0) + amount_minor
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,8 @@ class SettlementReport:
     rows: list[SettlementRow] = field(default_factory=list)
     by_kind: dict[str, SettlementFigures] = field(default_factory=dict)
     total: SettlementFigures = field(default_factory=SettlementFigures)
+    #: The withholdings' beneficiaries of the rows, sorted: one column each.
+    beneficiaries: list[str] = field(default_factory=list)
 
 
 def settlement_report(agency: Agency, date_from: date, date_to: date) -> SettlementReport:
@@ -84,7 +106,9 @@ def settlement_report(agency: Agency, date_from: date, date_to: date) -> Settlem
 
     A payment counts on the day it completed (when the money moved), else the day it was made; a
     refund on the day it completed. A refunded payment still counts in gross: its refund is
-    deducted on the refund's own day, so past days never change.
+    deducted on the refund's own day, so past days never change. Each line's gross is split by
+    the agency's revenue withholdings for its kind (its settings as they are now) into what each
+    beneficiary is owed and the agency's own part.
     """
     if date_to < date_from:
         raise ValueError("The end date is before the start date.")
@@ -93,10 +117,11 @@ def settlement_report(agency: Agency, date_from: date, date_to: date) -> Settlem
     end = _local_midnight(date_to + timedelta(days=1), zone)
     settled_at = func.coalesce(Payment.completed_at, Payment.created_at)
     statement = (
-        select(settled_at.label("settled_at"), Debt.kind, PaymentLine.amount_minor)
+        select(settled_at.label("settled_at"), _line_kind, PaymentLine.amount_minor)
         .select_from(PaymentLine)
         .join(Payment, Payment.id == PaymentLine.payment_id)
-        .join(Debt, Debt.id == PaymentLine.debt_id)
+        .outerjoin(Debt, Debt.id == PaymentLine.debt_id)
+        .outerjoin(CatalogItem, CatalogItem.id == PaymentLine.item_id)
         .where(
             PaymentLine.agency_id == agency.id,
             Payment.status.in_(RECEIVED_STATUSES),
@@ -105,14 +130,24 @@ def settlement_report(agency: Agency, date_from: date, date_to: date) -> Settlem
         )
     )
     cells: dict[tuple[date, str], SettlementFigures] = defaultdict(SettlementFigures)
+    settings = dict(agency.withholdings or {})
+    by_kind: dict[str, list[Withholding]] = {}
+    beneficiaries: set[str] = set()
     for settled, kind, amount_minor in db.session.execute(statement.execution_options(yield_per=5000)):
         if settled.tzinfo is None:  # coalesce() loses the column type on some databases
             settled = settled.replace(tzinfo=UTC)
         figures = cells[(settled.astimezone(zone).date(), kind)]
         figures.lines += 1
         figures.gross_minor += amount_minor
+        if kind not in by_kind:
+            by_kind[kind] = withholdings_for_kind(settings, kind)
+            beneficiaries.update(withholding.name for withholding in by_kind[kind])
+        # Each line is split on its own (as on the payment page and in the export), so the
+        # withholdings and the agency's part of every row add up to its gross exactly.
+        for share in split_line(amount_minor, agency.currency, by_kind[kind]).shares:
+            figures.withheld[share.name] = figures.withheld.get(share.name, 0) + share.amount_minor
     _add_refunds(agency, start, end, zone, cells)
-    report = SettlementReport(date_from, date_to)
+    report = SettlementReport(date_from, date_to, beneficiaries=sorted(beneficiaries))
     for (day, kind), figures in sorted(cells.items()):
         report.rows.append(SettlementRow(day, kind, figures))
         report.by_kind.setdefault(kind, SettlementFigures()).add(figures)
@@ -156,8 +191,9 @@ def _add_refunds(
         return
     shares: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for payment_id, kind, amount_minor in db.session.execute(
-        select(PaymentLine.payment_id, Debt.kind, PaymentLine.amount_minor)
-        .join(Debt, Debt.id == PaymentLine.debt_id)
+        select(PaymentLine.payment_id, _line_kind, PaymentLine.amount_minor)
+        .outerjoin(Debt, Debt.id == PaymentLine.debt_id)
+        .outerjoin(CatalogItem, CatalogItem.id == PaymentLine.item_id)
         .where(PaymentLine.agency_id == agency.id, PaymentLine.payment_id.in_({row.payment_id for row in refunds}))
     ):
         shares[payment_id][kind] += amount_minor
@@ -174,7 +210,11 @@ def _add_refunds(
 def settlement_csv(
     report: SettlementReport, currency: str, header: list[str], total_label: str, *, semicolon: bool = False
 ) -> Iterator[str]:
-    """The report as CSV: a UTF-8 BOM and header, a row per day and kind, then the total."""
+    """The report as CSV: a UTF-8 BOM and header, a row per day and kind, then the total.
+
+    ``header`` names the columns: date, kind, lines, gross, one per beneficiary of
+    ``report.beneficiaries``, the agency's part, refunds, fees, net, currency.
+    """
     delimiter, decimal_mark = (";", ",") if semicolon else (",", ".")
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
@@ -188,6 +228,8 @@ def settlement_csv(
             kind,
             str(figures.lines),
             amount(figures.gross_minor),
+            *(amount(figures.withheld.get(name, 0)) for name in report.beneficiaries),
+            amount(figures.agency_part_minor),
             amount(figures.refunds_minor),
             "",  # fees: not known to the portal
             amount(figures.net_minor),

@@ -48,12 +48,16 @@ from app.i18n import gettext
 from app.templating import category_label, current_language, kind_label
 from app.treasury import bp, reports, services
 from app.treasury import settings as agency_settings
+from app.treasury.audit_text import audit_action_labels, audit_details
 from app.treasury.forms import (
     AuditFilterForm,
     ConfirmForm,
+    CredentialsForm,
     EnrolmentForm,
     InviteForm,
+    NotesForm,
     PaymentFilterForm,
+    RemoveCredentialForm,
     RoleForm,
     SecondFactorForm,
     SettingsFormBase,
@@ -535,43 +539,63 @@ def settings(agency_code: str):  # noqa: ANN201 - a page or a redirect
     return page, status
 
 
+@bp.route("/<agency_code>/settings/credentials", methods=["GET", "POST"])
+@requires_role("admin")
+def credentials(agency_code: str):  # noqa: ANN201 - a page or a redirect
+    """The agency's Stripe connected account, secret key and webhook signing secret (write-only)."""
+    form = CredentialsForm(data=None if request.method == "POST" else {"stripe_account": g.agency.stripe_account})
+    if form.validate_on_submit():
+        changed = agency_settings.save_credentials(
+            g.agency, stripe_account=form.stripe_account.data, secrets=form.secrets(), now=utcnow()
+        )
+        flash(gettext("The credentials have been saved.") if changed else gettext("Nothing was changed."),
+              "success" if changed else "info")  # fmt: skip
+        return redirect(url_for("treasury.credentials", agency_code=agency_code), 303)
+    page = render_template(
+        "treasury/credentials.html",
+        form=form,
+        statuses=agency_settings.credential_statuses(g.agency),
+        webhook_url=_webhook_url(g.agency.code),
+    )
+    return page, 400 if form.errors else 200
+
+
+def _webhook_url(agency_code: str) -> str:
+    """The agency's webhook endpoint as Stripe must call it (on PUBLIC_URL when set)."""
+    public = current_app.config.get("PUBLIC_URL")
+    if public:
+        return public.rstrip("/") + url_for("webhooks.stripe_webhook", agency_code=agency_code)
+    return url_for("webhooks.stripe_webhook", agency_code=agency_code, _external=True)
+
+
+@bp.post("/<agency_code>/settings/credentials/remove")
+@requires_role("admin")
+def remove_credential(agency_code: str):  # noqa: ANN201 - a redirect
+    """Forget a stored secret, or the connected account (the button's ``credential``)."""
+    form = RemoveCredentialForm()
+    if not form.validate_on_submit():
+        abort(400)
+    removed = agency_settings.remove_credential(g.agency, form.credential.data)
+    flash(gettext("Removed.") if removed else gettext("Nothing was changed."), "success" if removed else "info")
+    return redirect(url_for("treasury.credentials", agency_code=agency_code), 303)
+
+
+@bp.route("/<agency_code>/settings/emails", methods=["GET", "POST"])
+@requires_role("admin")
+def email_notes(agency_code: str):  # noqa: ANN201 - a page or a redirect
+    """Texts the agency adds to its payers' receipt and refund e-mails, in Greek and English."""
+    form = NotesForm(data=None if request.method == "POST" else agency_settings.current_notes(g.agency))
+    if form.validate_on_submit():
+        if agency_settings.update_notes(g.agency, form.notes()):
+            flash(gettext("The texts have been saved."), "success")
+        else:
+            flash(gettext("Nothing was changed."), "info")
+        return redirect(url_for("treasury.email_notes", agency_code=agency_code), 303)
+    page = render_template("treasury/email_notes.html", form=form)
+    return page, 400 if form.errors else 200
+
+
 # -- audit log ---------------------------------------------------------------------------------------------
-
-
-def audit_action_labels() -> dict[str, str]:
-    """Each recorded action, and each group of actions ("staff."), in words."""
-    return {
-        "staff.": gettext("Any staff action"),
-        "staff.invite": gettext("Staff invited"),
-        "staff.grant": gettext("Staff access granted"),
-        "staff.role_change": gettext("Staff role changed"),
-        "staff.revoke": gettext("Staff access removed"),
-        "staff.invitation_revoke": gettext("Invitation cancelled"),
-        "staff.invitation_accept": gettext("Invitation accepted"),
-        "settings.update": gettext("Settings changed"),
-        "payment.status": gettext("Payment status changed"),
-    }
-
-
-def audit_details(action: str, details: dict[str, Any]) -> str:
-    """An entry's particulars in a line: old → new, a role, or the settings that changed."""
-    if action == "settings.update":
-        names = {
-            "online_categories": gettext("categories payable online"),
-            "online_kinds": gettext("kinds payable online"),
-            "surcharge_policy": gettext("surcharge policy"),
-            "installments_in_order": gettext("installments in order"),
-            "guest_second_factor": gettext("guests' second factor"),
-            "withholdings": gettext("withholdings"),
-        }
-        return ", ".join(names.get(name, name) for name in sorted(details))
-    if action == "staff.role_change":
-        return f"{services.role_label(details.get('from', ''))} → {services.role_label(details.get('to', ''))}"
-    if "from" in details and "to" in details:
-        return f"{details['from']} → {details['to']}"
-    if "role" in details:
-        return services.role_label(details["role"])
-    return ""
 
 
 @bp.app_template_global("audit_details")
@@ -653,7 +677,7 @@ def _settlement_days() -> tuple[SettlementForm, reports.SettlementReport | None]
 @bp.get("/<agency_code>/settlement")
 @requires_role("view")
 def settlement(agency_code: str):  # noqa: ANN201 - a page
-    """Per local day and kind of debt: payment lines, gross, refunds, fees, net; totals that add up."""
+    """Per local day and kind of debt: payment lines, gross, withholdings, refunds, fees, net; totals that add up."""
     form, report = _settlement_days()
     page = render_template("treasury/settlement.html", form=form, report=report)
     return page, 200 if report is not None else 400
@@ -671,6 +695,8 @@ def settlement_export(agency_code: str) -> Response:
         gettext("Kind"),
         gettext("Payment lines"),
         gettext("Gross"),
+        *(gettext("Withheld: %(beneficiary)s", beneficiary=name) for name in report.beneficiaries),
+        gettext("Agency's part"),
         gettext("Refunds"),
         gettext("Fees"),
         gettext("Net"),

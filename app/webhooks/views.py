@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import abort, current_app, request
+from flask import abort, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.agencies.models import Agency
 from app.extensions import db
-from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
+from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway, agency_webhook_secret
 from app.payments.stripe_payments import handle_stripe_event
 from app.webhooks import bp
 
@@ -21,7 +21,8 @@ log = logging.getLogger("civicpay.webhooks")
 def stripe_webhook(agency_code: str):  # noqa: ANN201 - a small JSON answer
     """Verify the Stripe-Signature, then settle the payment the event is about (once per event id)."""
     agency = db.session.scalar(select(Agency).where(Agency.code == agency_code))
-    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    # The agency's own endpoint secret (environment, else stored in its settings), else the platform's.
+    secret = agency_webhook_secret(agency).value if agency is not None else None
     if agency is None or not secret:
         abort(404)
     try:

@@ -44,6 +44,9 @@ MINIMUM_ROLE = {
     "treasury.settings": "admin",
     "treasury.audit": "admin",
     "treasury.audit_export": "admin",
+    "treasury.credentials": "admin",
+    "treasury.remove_credential": "admin",
+    "treasury.email_notes": "admin",
     "treasury.dismiss_quarantined": "admin",
     "treasury.retry_quarantine": "admin",
     "treasury.retry_outbox_message": "refund",
@@ -51,7 +54,7 @@ MINIMUM_ROLE = {
     "treasury.edit_item": "admin",
 }
 #: Routes whose form, posted with only its CSRF token, answers 400 (its field errors) once let in.
-FORMS_POSTED_EMPTY = {"treasury.refund", "treasury.dismiss_quarantined"}
+FORMS_POSTED_EMPTY = {"treasury.refund", "treasury.dismiss_quarantined", "treasury.remove_credential"}
 #: Open before the second factor (they *are* the second factor).
 SECOND_FACTOR_PAGES = {"treasury.second_factor", "treasury.second_factor_setup"}
 #: Open to a logged-in person who is not staff (an invitation makes them staff).

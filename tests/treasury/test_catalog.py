@@ -187,3 +187,15 @@ def test_a_ticket_sale_shows_on_the_payment_page_with_its_codes_and_write_back(
     assert all(code in page for code in codes) and len(codes) == 2
     assert "Waiting to be sent" in page  # the sale's own message to the ERP
     assert "€30.00" in page
+
+
+def test_catalog_and_door_actions_read_as_words_on_the_audit_page(app: Flask, client: FlaskClient, admin) -> None:  # noqa: ANN001
+    post_item(client, f"/treasury/{admin.code}/catalog/new")
+    with app.app_context():
+        ticket = sold_ticket(row(admin))
+        code = ticket.code
+    check(client, code)
+    page = page_text(client.get(f"/treasury/{admin.code}/audit"))
+    assert "Catalog item saved" in page and "summer-concert" in page
+    assert "Ticket checked at the door" in page and code in page and "Let in" in page
+    assert '<option value="ticket.check">Ticket checked at the door</option>' in page  # the filter names it too

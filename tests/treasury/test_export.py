@@ -96,8 +96,11 @@ def test_a_large_export_is_streamed_in_batches_and_complete(client: FlaskClient,
         chunks = list(response.response)  # what the server hands to the network, one by one
     finally:
         app.config["TREASURY_EXPORT_BATCH_SIZE"] = saved
-    # The header, then one chunk per batch of 40 payments (80 lines): 7 batches for 250 payments.
-    assert len(chunks) == 1 + 7
+    if db.engine_of(app).dialect.name == "sqlite":
+        # The header, then one chunk per batch of 40 payments (80 lines): 7 batches for 250 payments.
+        assert len(chunks) == 1 + 7
+    else:  # PostgreSQL's COPY: the header, then the rows in chunks of about 256 KB
+        assert len(chunks) == 1 + 1
     table = rows(b"".join(chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in chunks))
     lines = table[1:]
     assert len(lines) == 500

@@ -170,16 +170,16 @@ def test_the_settlement_page_and_its_csv_show_the_same_figures(client: FlaskClie
     response = client.get(f"/treasury/{code}/settlement.csv", query_string={"from": "2026-02-26", "to": "2026-02-28"})
     assert response.status_code == 200
     table = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
-    assert table[0] == ["Date", "Kind", "Payment lines", "Gross", "Refunds", "Fees", "Net", "Currency"]
-    assert table[1:] == [
-        ["2026-02-26", "property_fee", "1", "50.73", "0.00", "", "50.73", "EUR"],
-        ["2026-02-27", "property_fee", "1", "12.34", "2.22", "", "10.12", "EUR"],
-        ["2026-02-27", "traffic_fine", "2", "73.21", "7.78", "", "65.43", "EUR"],
-        ["2026-02-28", "property_fee", "0", "0.00", "5.00", "", "-5.00", "EUR"],
-        ["Total", "", "4", "136.28", "15.00", "", "121.28", "EUR"],
+    assert table[0] == ["Date", "Kind", "Payment lines", "Gross", "Agency's part", "Refunds", "Fees", "Net", "Currency"]
+    assert table[1:] == [  # the agency withholds nothing: its part is the gross
+        ["2026-02-26", "property_fee", "1", "50.73", "50.73", "0.00", "", "50.73", "EUR"],
+        ["2026-02-27", "property_fee", "1", "12.34", "12.34", "2.22", "", "10.12", "EUR"],
+        ["2026-02-27", "traffic_fine", "2", "73.21", "73.21", "7.78", "", "65.43", "EUR"],
+        ["2026-02-28", "property_fee", "0", "0.00", "0.00", "5.00", "", "-5.00", "EUR"],
+        ["Total", "", "4", "136.28", "136.28", "15.00", "", "121.28", "EUR"],
     ]
     semicolon = client.get(f"/treasury/{code}/settlement.csv", query_string={"from": "2026-02-26", "to": "2026-02-28", "sep": "semicolon"})
-    assert "Total;;4;136,28;15,00;;121,28;EUR" in semicolon.get_data(as_text=True)
+    assert "Total;;4;136,28;136,28;15,00;;121,28;EUR" in semicolon.get_data(as_text=True)
 
 
 def test_the_settlement_defaults_to_the_last_seven_days(client: FlaskClient, settled: dict) -> None:
@@ -263,3 +263,97 @@ def test_the_adoption_page_draws_an_accessible_chart_and_a_table(client: FlaskCl
     assert "In all: 2 of 4 payable debts paid online (50.0 % by count, 30.0 % by amount)." in page
     kinds = page.split('data-testid="adoption-kinds"')[1]
     assert "Traffic fine" in kinds and "Water bill" not in kinds
+
+
+# -- withholdings in the settlement ------------------------------------------------------------------
+
+WITHHOLDINGS = {
+    "default": [{"name": "Ταμείο Χ", "percent": "2"}],
+    "traffic_fine": [{"name": "Fund Y", "fixed_minor": 50}, {"name": "Ταμείο Χ", "percent": "0.5"}],
+    "parking": [],
+}
+
+
+def test_withholdings_per_day_kind_and_beneficiary(app_ctx: Flask, settled: dict) -> None:
+    agency = settled["agency"]
+    agency.withholdings = WITHHOLDINGS
+    db.session.commit()
+    report = settlement_report(agency, date(2026, 2, 26), date(2026, 2, 28))
+    assert report.beneficiaries == ["Fund Y", "Ταμείο Χ"]
+    by_cell = {(row.day, row.kind): row.figures for row in report.rows}
+    # 2 % of 50.73 = 1.0146 → 1.01.
+    assert by_cell[(date(2026, 2, 26), "property_fee")].withheld == {"Ταμείο Χ": 101}
+    # Two fines, 30.00 and 43.21: 0.50 each to Fund Y; 0.5 % → 0.15 and 0.21605 → 0.22.
+    fines = by_cell[(date(2026, 2, 27), "traffic_fine")]
+    assert fines.withheld == {"Fund Y": 100, "Ταμείο Χ": 37}
+    assert fines.agency_part_minor == 7321 - 137
+    assert by_cell[(date(2026, 2, 28), "property_fee")].withheld == {}  # a refund alone: nothing collected
+    assert report.total.withheld == {"Fund Y": 100, "Ταμείο Χ": 101 + 37 + 25}  # 2 % of 12.34 = 0.2468 → 0.25
+
+
+def test_withholdings_and_the_agencys_part_add_up_to_what_was_collected(app_ctx: Flask) -> None:
+    chance = random.Random(11)
+    agency = AgencyFactory(withholdings={
+        "default": [{"name": "A", "percent": "2.5"}, {"name": "B", "fixed_minor": 30}],
+        "traffic_fine": [{"name": "B", "percent": "33.333"}, {"name": "C", "fixed_minor": 5000}],
+        "parking": [],
+    })  # fmt: skip
+    debts = [DebtFactory(agency=agency, kind=kind) for kind in ("property_fee", "traffic_fine", "parking")]
+    for _ in range(80):
+        at = _utc(2026, 2, 1) + timedelta(minutes=chance.randrange(27 * 24 * 60))
+        lines = [(chance.choice(debts), chance.randrange(1, 20_000), chance.randrange(0, 99)) for _ in range(chance.randrange(1, 4))]
+        paid_payment(*lines, created_at=at, commit=False)
+    db.session.commit()
+
+    report = settlement_report(agency, date(2026, 2, 1), date(2026, 2, 28))
+    total = report.total
+    assert total.withheld_minor + total.agency_part_minor == total.gross_minor
+    assert all(part > 0 for part in total.withheld.values()) and set(total.withheld) == {"A", "B", "C"}
+    for figures in [row.figures for row in report.rows] + list(report.by_kind.values()):
+        assert figures.withheld_minor + figures.agency_part_minor == figures.gross_minor
+        assert figures.agency_part_minor >= 0
+    for name in report.beneficiaries:  # rows add up to the kinds' subtotals and to the total, per beneficiary
+        assert sum(row.figures.withheld.get(name, 0) for row in report.rows) == total.withheld[name]
+        assert sum(figures.withheld.get(name, 0) for figures in report.by_kind.values()) == total.withheld[name]
+    assert sum(row.figures.agency_part_minor for row in report.rows) == total.agency_part_minor
+    assert report.by_kind["parking"].withheld_minor == 0
+
+
+def test_the_settlement_csv_and_page_show_each_beneficiary(client: FlaskClient, settled: dict) -> None:
+    agency = settled["agency"]
+    agency.withholdings = WITHHOLDINGS
+    db.session.commit()
+    code = settled["code"]
+    sign_in(client, settled["viewer"])
+    query = {"from": "2026-02-26", "to": "2026-02-28", "sep": "semicolon"}
+    table = list(csv.reader(io.StringIO(client.get(f"/treasury/{code}/settlement.csv", query_string=query).get_data().decode("utf-8-sig")), delimiter=";"))
+    assert table[0] == ["Date", "Kind", "Payment lines", "Gross", "Withheld: Fund Y", "Withheld: Ταμείο Χ", "Agency's part",
+                        "Refunds", "Fees", "Net", "Currency"]  # fmt: skip
+    assert table[-1] == ["Total", "", "4", "136,28", "1,00", "1,63", "133,65", "15,00", "", "121,28", "EUR"]
+    for row in table[1:]:  # withheld + the agency's part = gross, in every row
+        gross, fund_y, fund_x, part = (Decimal(row[index].replace(",", ".")) for index in (3, 4, 5, 6))
+        assert fund_y + fund_x + part == gross
+    page = page_text(client.get(f"/treasury/{code}/settlement", query_string={"from": "2026-02-26", "to": "2026-02-28"}))
+    total_row = page.split('data-testid="settlement-total"')[1].split("</tr>")[0]
+    assert "€1.00" in total_row and "€1.63" in total_row and "€133.65" in total_row
+    assert '<th scope="col" class="num">Withheld: Ταμείο Χ</th>' in page
+
+
+def test_an_item_sold_counts_under_its_kind_and_is_withheld_from_by_it(app_ctx: Flask) -> None:
+    from app.payments.models import PaymentLine
+    from tests.factories import CatalogItemFactory
+
+    agency = AgencyFactory(withholdings={"default": [{"name": "Fund", "percent": "2"}], "ticket": [{"name": "Culture", "percent": "10"}]})
+    ticket = CatalogItemFactory(agency=agency)
+    sale = paid_payment((DebtFactory(agency=agency), 1000), created_at=_utc(2026, 2, 10, 9), commit=False)
+    sale.lines.append(PaymentLine(agency_id=agency.id, item_id=ticket.id, quantity=2, principal_minor=3000,
+                                  surcharge_minor=0, amount_minor=3000))  # fmt: skip
+    sale.amount_minor += 3000
+    db.session.flush()
+    _refund(sale, agency, 400, _utc(2026, 2, 11, 9))  # split 1000 : 3000 between the two kinds
+    db.session.commit()
+    report = settlement_report(agency, date(2026, 2, 10), date(2026, 2, 11))
+    tickets = report.by_kind["ticket"]
+    assert (tickets.lines, tickets.gross_minor, tickets.refunds_minor, tickets.withheld) == (1, 3000, 300, {"Culture": 300})
+    assert report.by_kind["property_fee"].withheld == {"Fund": 20}
+    assert report.total.gross_minor == 4000 and report.total.withheld_minor + report.total.agency_part_minor == 4000
