@@ -50,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import User
 from app.agencies.models import Agency
+from app.audit.models import AuditEntry
 from app.audit.services import record
 from app.catalog.models import CatalogItem
 from app.db import UTCDateTime, utcnow
@@ -61,8 +62,8 @@ from app.extensions import db
 from app.i18n import gettext
 from app.mail import MailDeliveryError, send_mail
 from app.outbox.models import OutboxMessage
-from app.outbox.services import TOPIC_ERP_PAYMENT_ACK, TOPIC_ERP_SALE_ACK
-from app.payments.models import Payment, PaymentLine
+from app.outbox.services import TOPIC_ERP_PAYMENT_ACK, TOPIC_ERP_REFUND_ACK, TOPIC_ERP_SALE_ACK, TOPIC_RECEIPT_EMAIL
+from app.payments.models import Payment, PaymentLine, ProviderCharge, Refund
 from app.treasury.models import ROLES, StaffInvitation, StaffMembership, StaffRecoveryCode, role_at_least
 
 log = logging.getLogger("civicpay.treasury")
@@ -879,6 +880,63 @@ class AgencyPayment:
     write_back: dict[int, WriteBack] = field(default_factory=dict)
     #: Per line id: the line split into the agency's withholdings and what the agency keeps.
     withholdings: dict[int, LineSplit] = field(default_factory=dict)
+    #: What happened to the payment, oldest first, as this agency may see it.
+    timeline: list[TimelineEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One moment in a payment's life: ``kind`` names it for the page, ``details`` fill its sentence."""
+
+    at: datetime
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def payment_timeline(agency: Agency, payment: Payment) -> list[TimelineEvent]:
+    """The payment's story for the agency: started, its own card charge at the provider, each status
+    change (by whom, or by the system: webhook, reconciler), refunds of its share, the ERP told, the
+    receipt e-mailed. Another agency's charge, refunds and ERP messages are left out."""
+    events = [TimelineEvent(payment.created_at, "started", {"channel": payment.channel, "provider": payment.provider})]
+    for charge in db.session.scalars(
+        select(ProviderCharge).where(ProviderCharge.payment_id == payment.id, ProviderCharge.agency_id == agency.id)
+    ):
+        events.append(TimelineEvent(charge.created_at, "charge_created", {"reference": charge.provider_reference or ""}))
+        if charge.status in ("captured", "failed", "canceled") and charge.updated_at is not None:
+            events.append(TimelineEvent(charge.updated_at, f"charge_{charge.status}", {"code": charge.failure_code or ""}))
+    for entry, actor in db.session.execute(
+        select(AuditEntry, User.full_name)
+        .outerjoin(User, User.id == AuditEntry.actor_user_id)
+        .where(AuditEntry.agency_id == agency.id, AuditEntry.subject == payment.reference, AuditEntry.action == "payment.status")
+        .order_by(AuditEntry.at, AuditEntry.id)
+    ):
+        events.append(TimelineEvent(entry.at, "status", {**entry.details, "actor": actor or ""}))
+    refund_references = []
+    for refund, requested_by in db.session.execute(
+        select(Refund, User.full_name)
+        .outerjoin(User, User.id == Refund.requested_by_user_id)
+        .where(Refund.payment_id == payment.id, Refund.agency_id == agency.id)
+        .order_by(Refund.id)
+    ):
+        refund_references.append(refund.reference)
+        details = {"amount_minor": refund.amount_minor, "status": refund.status, "reference": refund.reference}
+        events.append(TimelineEvent(refund.created_at, "refund", {**details, "actor": requested_by or ""}))
+    keys = [f"{TOPIC_ERP_PAYMENT_ACK}:{payment.reference}:{agency.code}"]
+    keys += [f"{TOPIC_ERP_SALE_ACK}:{payment.reference}:{line_id}" for line_id in db.session.scalars(
+        select(PaymentLine.id).where(PaymentLine.payment_id == payment.id, PaymentLine.agency_id == agency.id)
+    )]
+    keys += [f"{TOPIC_ERP_REFUND_ACK}:{reference}" for reference in refund_references]
+    for message in db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.key.in_(keys), OutboxMessage.agency_id == agency.id)
+    ):
+        if message.status == "delivered" and message.delivered_at is not None:
+            events.append(TimelineEvent(message.delivered_at, "erp_recorded", {"topic": message.topic}))
+        elif message.status == "dead":
+            events.append(TimelineEvent(message.next_attempt_at, "erp_failed", {"topic": message.topic}))
+    receipt = db.session.scalar(select(OutboxMessage).where(OutboxMessage.key == f"{TOPIC_RECEIPT_EMAIL}:{payment.reference}"))
+    if receipt is not None and receipt.status == "delivered" and receipt.delivered_at is not None:
+        events.append(TimelineEvent(receipt.delivered_at, "receipt_sent"))
+    return sorted(events, key=lambda event: event.at)
 
 
 def _line_kind(line: PaymentLine) -> str:
@@ -939,7 +997,9 @@ def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
     split = _line_splitter(agency)
     # An item sold is withheld from by its kind ("ticket", "donation"), as a debt by its own.
     withholdings = {line.id: split(_line_kind(line), line.amount_minor) for line in lines}
-    return AgencyPayment(payment, lines, sum(line.amount_minor for line in lines), write_back, withholdings)
+    return AgencyPayment(
+        payment, lines, sum(line.amount_minor for line in lines), write_back, withholdings, payment_timeline(agency, payment)
+    )
 
 
 # -- CSV export -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -148,3 +149,27 @@ def test_two_staff_refunding_at_once_refund_once(app: Flask, committed_db: None)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
         assert db.session.get(Payment, payment_id).status == "refunded"
+
+
+def test_the_payment_page_tells_its_history_and_only_this_agencys(client: FlaskClient, paid: dict, mailbox: SMTPServer) -> None:  # noqa: F811
+    """Started, refunded by a named person, status changes, the ERP told; the water company's refund is not the town's story."""
+    water_payment = db.session.get(Payment, paid["payment_id"])
+    refund_payment(payment_id=water_payment.id, agency=paid["water"], amount_minor=1000,
+                   expected_available_minor=3000, reason="Meter misread", user_id=None)  # fmt: skip
+    water_reference = db.session.scalars(select(Refund.reference)).one()
+    refunder = staff_member(paid["town"], "refund", full_name="Anna Town")
+    sign_in(client, refunder)
+    assert post_refund(client, paid, "40,00", 10000).status_code == 303
+    from app.db import utcnow
+
+    for message in db.session.scalars(select(OutboxMessage).where(OutboxMessage.topic == "erp_refund_ack")):
+        message.status, message.delivered_at = "delivered", utcnow()  # as the worker would, for both agencies
+    db.session.commit()
+    html = client.get(page_of(paid)).get_data(as_text=True)
+    timeline = html[html.index('data-testid="timeline"'):]
+    kinds = re.findall(r'data-kind="([a-z_]+)"', timeline)
+    assert kinds[0] == "started" and "refund" in kinds and "erp_recorded" in kinds
+    # The water company's refund changed the payment's status: the town sees the change, not the refund.
+    assert "Status changed: Paid → Partially refunded" in " ".join(timeline.split()) and "by the portal" in timeline
+    assert water_reference not in timeline and "€10.00" not in timeline
+    assert re.search(r"Refund CP-[0-9A-Z-]+ of €40\.00 made\. \(by Anna Town\)", " ".join(timeline.split()))
