@@ -8,7 +8,6 @@ the second finds it taken.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,12 +17,12 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
 from app.agencies.models import Agency
+from app.audit.services import record
 from app.catalog.models import CatalogItem, Ticket
 from app.domain.orders import seats_left
+from app.domain.references import readable_code
 from app.extensions import db
 
-#: Ticket codes avoid look-alike characters (0/O, 1/I) so they can be read out at the door.
-_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
 class SoldOut(Exception):
@@ -100,9 +99,8 @@ def lock_item(item_id: int) -> CatalogItem:
 
 
 def new_ticket_code() -> str:
-    """A random, readable ticket code such as ``TK-7KQ2-M9XA-3F``."""
-    chars = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
-    return f"TK-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+    """A random, readable ticket code such as ``TK-7KQ2-M9XA-3F``, read out at the door."""
+    return readable_code("TK")
 
 
 def hold_seats(item_id: int, quote_line_id: int, quantity: int, held_until: datetime, now: datetime) -> list[Ticket]:
@@ -230,14 +228,18 @@ def use_ticket(code: str, agency_ids: Iterable[int], staff_user_id: int, now: da
         .execution_options(synchronize_session=False)
     )
     admitted = result.rowcount == 1
-    db.session.commit()
     ticket = db.session.get(Ticket, ticket.id, populate_existing=True)
     assert ticket is not None
     if admitted:
-        return TicketCheck(CHECK_ADMITTED, ticket)
-    if ticket.status == "used":
-        return TicketCheck(CHECK_ALREADY_USED, ticket)
-    return TicketCheck(CHECK_NOT_VALID, ticket)
+        outcome = CHECK_ADMITTED
+    else:
+        outcome = CHECK_ALREADY_USED if ticket.status == "used" else CHECK_NOT_VALID
+    if outcome != CHECK_NOT_VALID:
+        # Who let whom in, and every second try with the same ticket, for the agency's audit log.
+        record("ticket.check", agency_id=ticket.item.agency_id, subject=ticket.code, details={"outcome": outcome},
+               actor_user_id=staff_user_id)  # fmt: skip
+    db.session.commit()
+    return TicketCheck(outcome, ticket)
 
 
 # -- staff ----------------------------------------------------------------------------------------
@@ -281,19 +283,26 @@ class ItemCodeTaken(ValueError):
 
 
 def save_item(agency: Agency, values: dict[str, Any], item: CatalogItem | None = None) -> CatalogItem:
-    """Create or update an item of the agency from checked form values; the caller commits."""
+    """Create or update an item of the agency from checked form values, audited, in one transaction.
+
+    Raises ItemCodeTaken (nothing saved) when another item of the agency has the code.
+    """
     code = values["code"]
     clash = db.session.scalar(
         select(CatalogItem.id).where(CatalogItem.agency_id == agency.id, CatalogItem.code == code)
     )
     if clash is not None and (item is None or clash != item.id):
+        db.session.rollback()
         raise ItemCodeTaken(code)
+    created = item is None
     if item is None:
         item = CatalogItem(agency_id=agency.id, currency=agency.currency)
         db.session.add(item)
     for key, value in values.items():
         setattr(item, key, value)
     db.session.flush()
+    record("catalog.item_saved", agency_id=agency.id, subject=item.code, details={"new": created, "active": item.active})
+    db.session.commit()
     return item
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 
 from stdnum import iso11649
 from stdnum.exceptions import InvalidChecksum, ValidationError
 from stdnum.iso7064 import mod_97_10
 
 __all__ = [
+    "readable_code",
     "InvalidReference",
     "build_rf",
     "format_rf",
@@ -152,3 +154,13 @@ def rf_for_debt(agency_code: str, external_id: str) -> str:
         # The hash is of the identifier as given, so case and punctuation count.
         payload = agency + _base36_hash(external_id)[:HASH_PART_LENGTH]
     return build_rf(payload)
+
+
+#: Characters of codes people read out (receipts, tickets): no look-alikes such as 0/O and 1/I.
+READABLE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def readable_code(prefix: str) -> str:
+    """A random code such as ``CP-7KQ2-M9XA-3F``: the prefix, then 10 characters (50 bits) in groups."""
+    chars = "".join(secrets.choice(READABLE_ALPHABET) for _ in range(10))
+    return f"{prefix}-{chars[:4]}-{chars[4:8]}-{chars[8:]}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,16 +18,13 @@ from app.checkout.models import Quote, QuoteLine
 from app.checkout.services import CheckoutError, get_user_quote
 from app.db import utcnow
 from app.debts.models import Debt, Installment
+from app.domain.references import readable_code
 from app.extensions import db
 from app.outbox.services import enqueue_payment_acks, enqueue_receipt_email
 from app.payments.models import Payment, PaymentLine
 from app.payments.providers import CardDetails, CardProvider
 
 log = logging.getLogger("civicpay.payments")
-
-#: Receipt numbers avoid look-alike characters (0/O, 1/I) so they can be read over the phone.
-_REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-
 
 class PaymentDeclined(Exception):
     """The provider refused the card; the payment is recorded as failed and the quote stays open."""
@@ -40,8 +36,7 @@ class PaymentDeclined(Exception):
 
 def new_payment_reference() -> str:
     """A random, readable receipt number such as ``CP-7KQ2-M9XA-3F``."""
-    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(10))
-    return f"CP-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+    return readable_code("CP")
 
 
 def _claim(target: type[Debt] | type[Installment], row_id: int, paid: int, payment_id: int) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.audit.services import record
 from app.catalog.services import (
     CHECK_ADMITTED,
     CHECK_ALREADY_USED,
@@ -23,7 +22,6 @@ from app.catalog.services import (
     use_ticket,
 )
 from app.db import utcnow
-from app.extensions import db
 from app.i18n import gettext
 from app.templating import current_language
 from app.treasury import bp, services
@@ -50,19 +48,10 @@ def catalog(agency_code: str) -> str:
 
 def _save(form: ItemForm, item=None):  # noqa: ANN001, ANN202 - a CatalogItem or None
     try:
-        saved = save_item(g.agency, form.cleaned, item)
+        return save_item(g.agency, form.cleaned, item)
     except ItemCodeTaken:
-        db.session.rollback()
         form.code.errors.append(gettext("Another item of this agency has this code."))
         return None
-    record(
-        "catalog.item_saved",
-        agency_id=g.agency.id,
-        subject=saved.code,
-        details={"new": item is None, "active": saved.active},
-    )
-    db.session.commit()
-    return saved
 
 
 @bp.route("/<agency_code>/catalog/new", methods=["GET", "POST"])
@@ -109,14 +98,6 @@ def check():  # noqa: ANN201 - a page
     if not form.validate_on_submit():
         return render_template("treasury/ticket_check.html", form=form, ticket=None, outcome=None, looked_up=False), 400
     result = use_ticket(form.code.data, agency_ids, current_user.id, utcnow())
-    if result.ticket is not None and result.outcome in (CHECK_ADMITTED, CHECK_ALREADY_USED):
-        record(
-            "ticket.check",
-            agency_id=result.ticket.item.agency_id,
-            subject=result.ticket.code,
-            details={"outcome": result.outcome},
-        )
-        db.session.commit()
     status = {CHECK_ADMITTED: 200, CHECK_ALREADY_USED: 409}.get(result.outcome, 404 if result.ticket is None else 409)
     next_form = TicketCheckForm(formdata=None)
     return (

@@ -267,3 +267,15 @@ def test_module_is_pure():
             imported.add(node.module.split(".")[0])
     # Domain rules must run without a web app or a database.
     assert imported.isdisjoint({"flask", "flask_babel", "flask_sqlalchemy", "sqlalchemy", "werkzeug"})
+
+
+def test_readable_codes_have_the_prefix_and_no_look_alike_characters() -> None:
+    from app.domain.references import READABLE_ALPHABET, readable_code
+
+    codes = {readable_code("TK") for _ in range(200)}
+    assert len(codes) == 200  # 50 bits: no repeats in a small sample
+    for code in codes:
+        prefix, *groups = code.split("-")
+        assert prefix == "TK" and [len(group) for group in groups] == [4, 4, 2]
+        assert set("".join(groups)) <= set(READABLE_ALPHABET)
+        assert not set("".join(groups)) & set("01OI")
