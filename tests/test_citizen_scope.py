@@ -29,6 +29,7 @@ PUBLIC = {
     "guest.start_with_code": "a payment code typed from a notice; the second factor guards it",
     "guest.item": "an agency's catalog item: on public sale, like a shop window",
     "guest.order": "ordering a public catalog item; the order belongs to the session that made it",
+    "guest.basket": "an agency's public catalog, several items in one order; the order is the session's",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -125,6 +125,16 @@ def store_quote(items: list[PayableItem], *, user_id: int | None, currency: str,
     return quote
 
 
+@dataclass(frozen=True)
+class ItemOrder:
+    """What a buyer asks for one item: how many, or how much (an open amount), and the answers."""
+
+    item_id: int
+    quantity: int = 1
+    chosen_minor: int | None = None
+    answers: dict[str, str] | None = None
+
+
 def quote_item(
     item_id: int,
     *,
@@ -134,63 +144,81 @@ def quote_item(
     user_id: int | None,
     now: datetime,
 ) -> Quote:
-    """Price an order of a catalog item, hold its seats, and store it as a quote, in one transaction.
+    """Price an order of one catalog item (see quote_items)."""
+    return quote_items([ItemOrder(item_id, quantity, chosen_minor, answers)], user_id=user_id, now=now)
 
-    Raises CheckoutError("not_on_sale" | "account_required" | "sold_out" | an OrderError code).
-    The price comes from the item; only an open amount is the payer's, checked against its range.
+
+def quote_items(orders: list[ItemOrder], *, user_id: int | None, now: datetime) -> Quote:
+    """Price an order of one or more catalog items, hold their seats, store it as a quote: one transaction.
+
+    Raises CheckoutError("empty" | "not_on_sale" | "account_required" | "mixed_currency" | "sold_out"
+    | an OrderError code). Prices come from the items; only an open amount is the payer's, checked
+    against its range. The items are locked in id order, so two baskets never deadlock.
     """
-    db.session.commit()  # end any read-only transaction: the item's lock comes first
-    item = lock_item(item_id)
-    if not item.on_sale(now):
-        db.session.rollback()
-        raise CheckoutError("not_on_sale", description=item.name_el)
-    if item.requires_account and user_id is None:
-        db.session.rollback()
-        raise CheckoutError("account_required")
-    try:
-        order = price_order(
-            price_minor=item.price_minor,
-            min_minor=item.min_minor,
-            max_minor=item.max_minor,
-            max_per_order=item.max_per_order,
-            quantity=quantity,
-            chosen_minor=chosen_minor,
-            questions=item.questions or [],
-            answers=answers,
-        )
-    except OrderError as error:
-        db.session.rollback()
-        raise CheckoutError(error.code, currency=item.currency, **error.details) from None
+    if not orders:
+        raise CheckoutError("empty")
+    db.session.commit()  # end any read-only transaction: the items' locks come first
+    items = {item_id: lock_item(item_id) for item_id in sorted({order.item_id for order in orders})}
+    lines: list[QuoteLine] = []
     expires_at = order_hold_until(now)
-    if item.available_until is not None:
-        expires_at = min(expires_at, item.available_until)
-    line = QuoteLine(
-        agency_id=item.agency_id,
-        item_id=item.id,
-        quantity=order.quantity,
-        answers=order.answers or None,
-        principal_minor=order.total_minor,
-        surcharge_minor=0,
-        amount_minor=order.total_minor,
-        explanation=[],
-    )
+    for order in orders:
+        item = items[order.item_id]
+        if not item.on_sale(now):
+            db.session.rollback()
+            raise CheckoutError("not_on_sale", description=item.name_el)
+        if item.requires_account and user_id is None:
+            db.session.rollback()
+            raise CheckoutError("account_required")
+        try:
+            priced = price_order(
+                price_minor=item.price_minor,
+                min_minor=item.min_minor,
+                max_minor=item.max_minor,
+                max_per_order=item.max_per_order,
+                quantity=order.quantity,
+                chosen_minor=order.chosen_minor,
+                questions=item.questions or [],
+                answers=order.answers,
+            )
+        except OrderError as error:
+            db.session.rollback()
+            raise CheckoutError(error.code, currency=item.currency, item_id=item.id, **error.details) from None
+        if item.available_until is not None:
+            expires_at = min(expires_at, item.available_until)
+        lines.append(
+            QuoteLine(
+                agency_id=item.agency_id,
+                item_id=item.id,
+                quantity=priced.quantity,
+                answers=priced.answers or None,
+                principal_minor=priced.total_minor,
+                surcharge_minor=0,
+                amount_minor=priced.total_minor,
+                explanation=[],
+            )
+        )
+    if len({items[order.item_id].currency for order in orders}) != 1:
+        db.session.rollback()
+        raise CheckoutError("mixed_currency")
     quote = Quote(
         token=secrets.token_urlsafe(32),
         user_id=user_id,
-        currency=item.currency,
-        total_minor=order.total_minor,
+        currency=items[orders[0].item_id].currency,
+        total_minor=sum(line.amount_minor for line in lines),
         expires_at=expires_at,
         created_at=now,
-        lines=[line],
+        lines=lines,
     )
     db.session.add(quote)
     db.session.flush()
-    if item.issues_tickets:
-        try:
-            hold_seats(item.id, line.id, order.quantity, expires_at, now)
-        except SoldOut as sold_out:
-            db.session.rollback()
-            raise CheckoutError("sold_out", left=sold_out.left) from None
+    for line in lines:
+        item = items[line.item_id]
+        if item.issues_tickets:
+            try:
+                hold_seats(item.id, line.id, line.quantity, expires_at, now)
+            except SoldOut as sold_out:
+                db.session.rollback()
+                raise CheckoutError("sold_out", left=sold_out.left, item_id=item.id) from None
     db.session.commit()
     return quote
 

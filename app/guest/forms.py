@@ -112,3 +112,62 @@ def order_answers(form: OrderFormBase, item) -> dict[str, str]:  # noqa: ANN001 
 def question_fields(form: OrderFormBase, item) -> list:  # noqa: ANN001 - a CatalogItem
     """The form's question fields, in the item's order, for the template."""
     return [getattr(form, f"answer_{question['key']}") for question in item.questions or []]
+
+
+class BasketFormBase(FlaskForm):
+    """Several fixed-price items of one agency in one order; fields are added per item."""
+
+    submit = SubmitField(_l("Continue to payment"))
+
+
+def basket_form(items, language: str) -> type[BasketFormBase]:  # noqa: ANN001 - CatalogItems
+    """A form class with a quantity (0 = none) and the questions of each fixed-price item."""
+
+    class BasketForm(BasketFormBase):
+        pass
+
+    for item in items:
+        setattr(
+            BasketForm,
+            f"quantity_{item.id}",
+            IntegerField(
+                _l("How many of “%(item)s”", item=item.name(language)),
+                default=0,
+                validators=[  # left empty: none of it
+                    Optional(),
+                    NumberRange(min=0, max=item.max_per_order, message=_l("Choose between 0 and %(most)s.", most=item.max_per_order)),
+                ],
+                render_kw={"inputmode": "numeric", "min": 0, "max": item.max_per_order},
+            ),
+        )
+        for question in item.questions or []:
+            label = question.get("label_en") if language == "en" else question.get("label_el")
+            setattr(
+                BasketForm,
+                f"answer_{item.id}_{question['key']}",
+                StringField(
+                    f"{label or question['key']} ({item.name(language)})",
+                    validators=[Optional(), Length(max=ANSWER_MAX_LENGTH)],
+                ),
+            )
+    return BasketForm
+
+
+def basket_orders(form: BasketFormBase, items) -> list:  # noqa: ANN001 - CatalogItems
+    """(item, quantity, answers) for each item the buyer asked for (quantity above 0)."""
+    chosen = []
+    for item in items:
+        quantity = getattr(form, f"quantity_{item.id}").data or 0
+        if quantity > 0:
+            answers = {
+                question["key"]: getattr(form, f"answer_{item.id}_{question['key']}").data or ""
+                for question in item.questions or []
+            }
+            chosen.append((item, quantity, answers))
+    return chosen
+
+
+def basket_fields(form: BasketFormBase, item) -> tuple:  # noqa: ANN001 - a CatalogItem
+    """An item's quantity field and its question fields, for the template."""
+    questions = [getattr(form, f"answer_{item.id}_{question['key']}") for question in item.questions or []]
+    return getattr(form, f"quantity_{item.id}"), questions

@@ -11,13 +11,13 @@ from flask_login import current_user
 
 from app.catalog.services import item_for_sale, items_on_sale, seats_available
 from app.checkout.messages import checkout_message
-from app.checkout.services import CheckoutError, quote_item
+from app.checkout.services import CheckoutError, ItemOrder, quote_item, quote_items
 from app.db import utcnow
 from app.domain.money import minor_unit_exponent
 from app.domain.second_factors import parse_typed_amount
 from app.extensions import limiter
 from app.guest import bp
-from app.guest.forms import order_answers, order_form, question_fields
+from app.guest.forms import basket_fields, basket_form, basket_orders, order_answers, order_form, question_fields
 from app.guest.services import order_tickets, payment_ticket_pairs, tickets_pdf
 from app.guest.views import QUOTES_KEY, RECEIPTS_KEY, _private, _remember
 from app.i18n import gettext
@@ -34,6 +34,56 @@ def catalog() -> str:
     agency_code = request.args.get("agency") or None
     items = items_on_sale(utcnow(), agency_code)
     return render_template("guest/catalog.html", items=items)
+
+
+def _basket_items(agency_code: str) -> tuple[list, list]:
+    """The agency's items on sale: those bought by quantity here, and those with a page of their own."""
+    items = items_on_sale(utcnow(), agency_code)
+    signed_in = current_user.is_authenticated
+    by_quantity = [item for item in items if not item.open_amount and (signed_in or not item.requires_account)]
+    elsewhere = [item for item in items if item not in by_quantity]
+    return by_quantity, elsewhere
+
+
+def _basket_page(agency_code: str, form, status: int = 200, error: str | None = None) -> Response:  # noqa: ANN001
+    by_quantity, elsewhere = _basket_items(agency_code)
+    now = utcnow()
+    page = render_template(
+        "guest/basket.html",
+        agency=(by_quantity or elsewhere)[0].agency,
+        items=[(item, *basket_fields(form, item), seats_available(item, now)) for item in by_quantity],
+        elsewhere=elsewhere,
+        form=form,
+        error=error,
+    )
+    return make_response(page, status)
+
+
+@bp.route("/buy/<agency_code>", methods=["GET", "POST"])
+@limiter.limit(_order_limit, methods=["POST"])
+def basket(agency_code: str):  # noqa: ANN201 - a page or a redirect
+    """Several of an agency's items in one order (two adult and one child ticket): how many of each."""
+    by_quantity, elsewhere = _basket_items(agency_code)
+    if not by_quantity and not elsewhere:
+        abort(404)
+    form = basket_form(by_quantity, current_language())()
+    if not form.validate_on_submit():
+        return _basket_page(agency_code, form, 400 if form.errors else 200)
+    chosen = basket_orders(form, by_quantity)
+    if not chosen:
+        return _basket_page(agency_code, form, 400, gettext("Choose at least one item."))
+    orders = [ItemOrder(item.id, quantity, None, answers) for item, quantity, answers in chosen]
+    user_id = current_user.id if current_user.is_authenticated and any(item.requires_account for item, _, _ in chosen) else None
+    try:
+        quote = quote_items(orders, user_id=user_id, now=utcnow())
+    except CheckoutError as error:
+        named = next((item for item in by_quantity if item.id == error.details.get("item_id")), None)
+        message = checkout_message(error)
+        if named is not None:
+            message = f"{named.name(current_language())}: {message}"
+        return _basket_page(agency_code, form, 409 if error.code in ("sold_out", "not_on_sale") else 400, message)
+    _remember(QUOTES_KEY, quote.token)
+    return redirect(url_for("guest.review", token=quote.token), 303)
 
 
 def _item_page(item, form, status: int = 200, error: str | None = None) -> Response:  # noqa: ANN001

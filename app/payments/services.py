@@ -106,15 +106,17 @@ def claim_quote(
     )
     db.session.add(payment)
     db.session.flush()
+    # Items first, in id order (their rows are locked: two baskets must lock in the same order).
+    for line in sorted((line for line in quote.lines if line.item_id is not None), key=lambda line: line.item_id):
+        if line.item is not None and line.item.issues_tickets:
+            # The seats held for the review are held again for as long as the payment may take.
+            try:
+                hold_seats(line.item_id, line.id, line.quantity, payment_hold_until(now), now)
+            except SoldOut as sold_out:
+                db.session.rollback()
+                raise CheckoutError("sold_out", left=sold_out.left) from None
     for line in quote.lines:
         if line.item_id is not None:
-            if line.item is not None and line.item.issues_tickets:
-                # The seats held for the review are held again for as long as the payment may take.
-                try:
-                    hold_seats(line.item_id, line.id, line.quantity, payment_hold_until(now), now)
-                except SoldOut as sold_out:
-                    db.session.rollback()
-                    raise CheckoutError("sold_out", left=sold_out.left) from None
             continue
         if line.installment is not None:
             target, row = Installment, line.installment

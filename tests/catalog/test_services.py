@@ -328,3 +328,39 @@ def test_the_demo_erp_refuses_a_sale_that_changed(app_ctx: Flask) -> None:
         erp.record_sale({**sale, "amount_minor": 600})
     with pytest.raises(AckRejected, match="not a positive whole number"):
         erp.record_sale({**sale, "line_id": "CP-Y:2", "amount_minor": 0})
+
+
+@pytest.mark.postgres_only
+def test_baskets_naming_items_in_opposite_orders_never_deadlock(app: Flask, committed_db: None) -> None:
+    """Items are locked in id order however a basket lists them: six buyers, three seats, no deadlock."""
+    from app.checkout.services import ItemOrder, quote_items
+
+    with app.app_context():
+        first = CatalogItemFactory(capacity=3)
+        second = CatalogItemFactory(agency=first.agency, capacity=3)
+        ids = (first.id, second.id)
+    buyers = 6
+    barrier = threading.Barrier(buyers)
+    outcomes: list[str] = []
+
+    def buy(number: int) -> None:
+        order = list(ids) if number % 2 else list(reversed(ids))
+        with app.app_context():
+            barrier.wait()
+            try:
+                quote = quote_items([ItemOrder(item_id) for item_id in order], user_id=None, now=NOW)
+                pay_guest_quote(quote.token, GOOD_CARD, SANDBOX, NOW)
+                outcomes.append("paid")
+            except CheckoutError as error:
+                outcomes.append(error.code)
+            except Exception as error:  # noqa: BLE001 - a deadlock would land here
+                outcomes.append(type(error).__name__)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=buy, args=(number,)) for number in range(buyers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["paid"] * 3 + ["sold_out"] * 3, outcomes

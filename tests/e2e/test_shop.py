@@ -168,3 +168,22 @@ def test_treasury_adds_an_item_and_lets_a_ticket_in_once_at_the_door(page: Page,
     expect(page.get_by_test_id("check-outcome")).to_have_attribute("data-outcome", "already_used")
     assert_accessible(page)
     snap(page, "04-already-used")
+
+
+def test_several_tickets_in_one_order_from_the_agency_page(page: Page, app: Flask, snap: Snap) -> None:
+    page.goto("/buy")
+    page.get_by_role("link", name=re.compile("Buy several of .* items in one order")).first.click()
+    expect(page.get_by_test_id("basket-summer-concert")).to_be_visible()
+    assert_accessible(page)
+    snap(page, "01-basket")
+    page.get_by_label("How many of “Summer concert at the municipal theatre”").fill("3")
+    page.get_by_label("Name on the ticket (Summer concert at the municipal theatre)").fill("Family K.")
+    page.get_by_role("button", name="Continue to payment").click()
+    expect(page).to_have_url(REVIEW_URL)
+    assert parse_money(page.get_by_test_id("quote-total").inner_text()) == 4500
+    fill_card(page, CARD_SUCCEEDS, holder="Family K.")
+    page.get_by_role("button", name="Pay now").click()
+    expect(page).to_have_url(RECEIPT_URL)
+    expect(page.get_by_test_id("ticket-code")).to_have_count(3)
+    assert_accessible(page)
+    snap(page, "02-receipt")

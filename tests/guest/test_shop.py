@@ -188,3 +188,44 @@ def test_orders_are_rate_limited_per_address(client: FlaskClient, set_limits) ->
     assert [order(client, path, quantity="1").status_code for _ in range(2)] == [303, 303]
     assert order(client, path, quantity="1").status_code == 429
     assert db.session.scalar(select(func.count(Ticket.id))) == 2
+
+
+def test_several_items_of_an_agency_in_one_order(client: FlaskClient) -> None:
+    """Two adult and one child ticket, paid together: one payment, one line per item, all seats issued."""
+    adult = CatalogItemFactory(name_en="Adult ticket", price_minor=1500, capacity=10, questions=HOLDER)
+    child = CatalogItemFactory(agency=adult.agency, name_en="Child ticket", price_minor=700, capacity=10)
+    CatalogItemFactory(agency=adult.agency, name_en="Guided tour", price_minor=500)  # not chosen
+    donation_item(agency=adult.agency, name_en="Give to the shelter")
+    ids, basket = (adult.id, child.id), f"/buy/{adult.agency.code}"
+    page = page_text(client.get(basket))
+    assert "Adult ticket" in page and "Child ticket" in page and "Guided tour" in page
+    assert "Give to the shelter" in page  # an open amount keeps its own page, linked here
+    data = {f"quantity_{ids[0]}": "2", f"quantity_{ids[1]}": "1", f"answer_{ids[0]}_holder": "Maria P."}
+    review = review_path(client.post(basket, data={**data, "csrf_token": csrf_token(client, basket)}))
+    quote = db.session.scalars(select(Quote)).one()
+    assert quote.total_minor == 2 * 1500 + 700
+    assert sorted((line.item_id, line.quantity) for line in quote.lines) == sorted([(ids[0], 2), (ids[1], 1)])
+    receipt = receipt_path(pay(client, review))
+    assert len(re.findall(r"TK-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{2}", page_text(client.get(receipt)))) == 3
+    assert db.session.scalar(select(func.count(Ticket.id)).where(Ticket.status == "issued")) == 3
+
+
+def test_a_basket_needs_an_item_and_the_answers_of_the_items_chosen(client: FlaskClient) -> None:
+    adult = CatalogItemFactory(name_en="Adult ticket", price_minor=1500, questions=HOLDER)
+    item_id, basket = adult.id, f"/buy/{adult.agency.code}"
+    empty = client.post(basket, data={f"quantity_{item_id}": "0", "csrf_token": csrf_token(client, basket)})
+    assert empty.status_code == 400 and "Choose at least one item." in page_text(empty)
+    unanswered = client.post(basket, data={f"quantity_{item_id}": "1", "csrf_token": csrf_token(client, basket)})
+    assert unanswered.status_code == 400
+    assert "Adult ticket: Answer every question marked as required." in page_text(unanswered)
+    assert db.session.scalar(select(func.count(Quote.id))) == 0
+
+
+def test_a_basket_is_all_or_nothing_when_one_item_is_sold_out(client: FlaskClient) -> None:
+    adult = CatalogItemFactory(name_en="Adult ticket", price_minor=1500, capacity=1)
+    child = CatalogItemFactory(agency=adult.agency, name_en="Child ticket", price_minor=700, capacity=5)
+    ids, basket = (adult.id, child.id), f"/buy/{adult.agency.code}"
+    data = {f"quantity_{ids[0]}": "2", f"quantity_{ids[1]}": "1", "csrf_token": csrf_token(client, basket)}
+    response = client.post(basket, data=data)
+    assert response.status_code == 409 and "Adult ticket: Only 1 ticket is left." in page_text(response)
+    assert db.session.scalar(select(func.count(Ticket.id))) == 0  # the child ticket is not held either
