@@ -213,8 +213,7 @@ def confirm_payment(
     item_lines = _quote_item_lines(payment)
     for line in payment.lines:
         if line.item_id is not None:
-            for quote_line_id in item_lines.get(line.item_id, []):
-                issue_tickets(quote_line_id, line.id, now)
+            issue_tickets(item_lines[line.id], line.id, now)
             continue
         target = line.installment if line.installment_id is not None else line.debt
         assert target is not None
@@ -245,19 +244,20 @@ def confirm_payment(
     return payment
 
 
-def _quote_item_lines(payment: Payment) -> dict[int, list[int]]:
-    """The ids of the payment's quote lines that order items, by item id."""
-    if payment.quote_id is None or not any(line.item_id is not None for line in payment.lines):
+def _quote_item_lines(payment: Payment) -> dict[int, int]:
+    """The quote line each of the payment's item lines was made from: {payment line id: quote line id}.
+
+    claim_quote copies the quote's lines in their order, so the item lines of both pair up in order.
+    """
+    paid = [line.id for line in sorted(payment.lines, key=lambda line: line.id) if line.item_id is not None]
+    if payment.quote_id is None or not paid:
         return {}
-    rows = db.session.execute(
-        select(QuoteLine.item_id, QuoteLine.id)
+    ordered = db.session.scalars(
+        select(QuoteLine.id)
         .where(QuoteLine.quote_id == payment.quote_id, QuoteLine.item_id.is_not(None))
         .order_by(QuoteLine.id)
     ).all()
-    lines: dict[int, list[int]] = {}
-    for item_id, line_id in rows:
-        lines.setdefault(item_id, []).append(line_id)
-    return lines
+    return dict(zip(paid, ordered, strict=True))
 
 
 def fail_payment(
@@ -273,7 +273,7 @@ def fail_payment(
         if target is not None and target.pending_payment_id == payment.id:
             target.pending_payment_id = None
     # Seats held for the order are free again; a retry holds them anew if nobody took them.
-    release_seats(ids for ids_of_item in _quote_item_lines(payment).values() for ids in ids_of_item)
+    release_seats(_quote_item_lines(payment).values())
     payment.status = "failed"
     payment.failure_reason = reason
     payment.provider_reference = provider_reference

@@ -364,3 +364,18 @@ def test_baskets_naming_items_in_opposite_orders_never_deadlock(app: Flask, comm
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(outcomes) == ["paid"] * 3 + ["sold_out"] * 3, outcomes
+
+
+def test_each_paid_line_gets_the_tickets_of_its_own_order_line(app_ctx: Flask) -> None:
+    """One item twice in an order (two lines, two names): each line's tickets carry that line's answers."""
+    from app.checkout.services import ItemOrder, quote_items
+
+    item = CatalogItemFactory(capacity=10, questions=[{"key": "holder", "label_el": "Όνομα", "label_en": "Name", "required": True}])
+    quote = quote_items(
+        [ItemOrder(item.id, 2, None, {"holder": "Anna"}), ItemOrder(item.id, 1, None, {"holder": "Nikos"})],
+        user_id=None, now=NOW,
+    )  # fmt: skip
+    payment = pay_guest_quote(quote.token, GOOD_CARD, SANDBOX, NOW)
+    by_line = {line.id: line.answers["holder"] for line in payment.lines}
+    issued = db.session.scalars(select(Ticket).where(Ticket.status == "issued")).all()
+    assert sorted(by_line[ticket.payment_line_id] for ticket in issued) == ["Anna", "Anna", "Nikos"]
