@@ -151,8 +151,12 @@ def test_sync_runs_are_paged_newest_first_by_keyset(client: FlaskClient, home: d
     assert second.older is None
 
     _signed_in(client, home, "view")
+    first_page = page_text(client.get(f"/treasury/{home['code']}/operations/sync"))
+    older_link = f'rel="next" href="/treasury/{home["code"]}/operations/sync?before={first.older}"'
+    assert 'aria-label="Pages of the sync runs"' in first_page and older_link in first_page
     older_page = page_text(client.get(f"/treasury/{home['code']}/operations/sync?before={first.older}"))
     assert "run number 05" in older_page and "run number 06" not in older_page
+    assert 'aria-label="Pages of the sync runs"' not in older_page  # the last page offers no older one
 
 
 # -- quarantine --------------------------------------------------------------------------------------
