@@ -8,9 +8,11 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -48,10 +50,18 @@ class Debt(Base):
         ),
         CheckConstraint(f"category IN {CATEGORIES!r}", name="category_known"),
         CheckConstraint(f"status IN {DEBT_STATUSES!r}", name="status_known"),
+        # Only held debts are looked up by their payment: a partial index costs the others nothing.
+        Index(
+            "ix_debts_pending_payment_id",
+            "pending_payment_id",
+            postgresql_where=text("pending_payment_id IS NOT NULL"),
+            sqlite_where=text("pending_payment_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    #: No index of its own: the unique (agency_id, external_id) index serves look-ups by agency.
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
     #: The ERP's own id of the debt; unique per agency.
     external_id: Mapped[str] = mapped_column(String(64), index=True)
     debtor_id: Mapped[int] = mapped_column(ForeignKey("debtors.id"), index=True)
@@ -75,9 +85,7 @@ class Debt(Base):
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(32))
     #: The payment holding this debt while a card charge is under way (null when free).
-    pending_payment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("payments.id"), index=True
-    )
+    pending_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Hash (SHA-1, hex) of the ERP record as last applied: an unchanged record is skipped on this
     #: alone. Hashes of the older SHA-256 form are recognised and rewritten (app.sync.services).
@@ -111,10 +119,17 @@ class Installment(Base):
             "paid_minor >= 0 AND paid_minor <= amount_minor", name="paid_within_amount"
         ),
         CheckConstraint(f"status IN {DEBT_STATUSES!r}", name="status_known"),
+        Index(
+            "ix_installments_pending_payment_id",
+            "pending_payment_id",
+            postgresql_where=text("pending_payment_id IS NOT NULL"),
+            sqlite_where=text("pending_payment_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    debt_id: Mapped[int] = mapped_column(ForeignKey("debts.id", ondelete="CASCADE"), index=True)
+    #: No index of its own: the unique (debt_id, number) index serves look-ups by debt.
+    debt_id: Mapped[int] = mapped_column(ForeignKey("debts.id", ondelete="CASCADE"))
     #: 1-based order within the arrangement.
     number: Mapped[int] = mapped_column(Integer)
     due_date: Mapped[date] = mapped_column(Date)
@@ -123,9 +138,7 @@ class Installment(Base):
     #: minor units, 0..amount_minor.
     paid_minor: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="open")
-    pending_payment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("payments.id"), index=True
-    )
+    pending_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
 
     debt: Mapped[Debt] = relationship(back_populates="installments")
 
