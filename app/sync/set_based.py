@@ -1,0 +1,282 @@
+"""Set-based writes of a sync's batches on PostgreSQL, pipelined: batch N is written while N+1 is sorted.
+
+``services`` sorts each batch (hashes, look-ups, validation, quarantine) and hands the records to
+write to a ``BatchWriter`` as a ``BatchWrite`` of plain values. ``write_batch`` writes one batch
+in one transaction: new debts by COPY, changed ones by one UPDATE, the merge rules of ``rules``.
+
+Where the session owns its connection (a real run), the writer writes on a connection of its own
+in a thread, so PostgreSQL inserts one batch (indexes, foreign keys) while Python sorts the next:
+the two overlap on two cores instead of taking turns. One batch is in flight at most. While it is,
+the records it writes may or may not be visible to the sorting of the next batch, so the sorting
+also consults ``in_flight``: the external ids and RF references of the batch being written.
+Every batch before it has committed when the next one is sorted.
+
+Where the session is bound to a test's outer transaction, a second connection could not see the
+test's rows, so the writer writes inline, on the session's connection, inside its transaction.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from app.extensions import db
+from app.sync import postgres
+from app.sync.rules import erp_status, merged_installment_paid, merged_status
+from erp_connectors.base import DebtRecord
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWrite:
+    """What one batch writes, as plain values (no ORM objects), so another thread may write it."""
+
+    #: (record, content hash, RF reference, id of the debt it updates or None), in stream order
+    good: list[tuple[DebtRecord, str, str, int | None]]
+    #: (debt id, digest) of unchanged debts whose stored hash has the legacy form
+    rehash: list[tuple[int, str]]
+
+
+@dataclass(slots=True)
+class Written:
+    """What a written batch did, for the run's counters and its bitmap of seen debts."""
+
+    #: how many debts count towards each SyncRun counter: "created", "updated", "closed", "flagged"
+    outcomes: Counter[str] = field(default_factory=Counter)
+    #: ids of the debts the batch created or updated
+    debt_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """The batch being written while the next one is sorted: whose external ids and references it holds."""
+
+    external_ids: frozenset[str] = frozenset()
+    #: external id → the RF reference the batch gives it
+    references: dict[str, str] = field(default_factory=dict)
+
+
+#: A batch is redone by the next run if a crash loses it, so its commit need not wait for the
+#: disk; the run's final, synchronous commit flushes every batch before it anyway (WAL is one
+#: sequence, whichever connection wrote it).
+ASYNCHRONOUS_COMMIT = "SET {scope} synchronous_commit = off"
+#: Statistics are refreshed after the first batch and again each time the run's new debts grow
+#: this many times: the planner scales what it learnt by the tables' current size, so a few
+#: refreshes keep it on the indexes, and each costs the database a sample of every table.
+ANALYSE_GROWTH = 8
+
+
+def write_batch(cursor: Any, agency_id: int, write: BatchWrite, synced_at: datetime) -> Written:
+    """Write one sorted batch on ``cursor`` (inside a transaction the caller commits)."""
+    written = Written()
+    if write.good:
+        names: dict[tuple[str, str], str] = {}
+        for record, _, _, _ in write.good:
+            names[(record.tax_country, record.tax_id)] = record.debtor_name  # the last one wins, as in _debtor_ids
+        debtor_ids = postgres.debtor_ids(cursor, names)
+        new = [item for item in write.good if item[3] is None]
+        changed = [item for item in write.good if item[3] is not None]
+        if new:
+            _copy_new_debts(cursor, agency_id, new, debtor_ids, synced_at, written)
+        if changed:
+            _update_changed_debts(cursor, changed, debtor_ids, synced_at, written)
+    if write.rehash:
+        postgres.set_content_hashes(cursor, write.rehash)
+    return written
+
+
+def _copy_new_debts(
+    cursor: Any,
+    agency_id: int,
+    new: list[tuple[DebtRecord, str, str, int | None]],
+    debtor_ids: dict[tuple[str, str], int],
+    synced_at: datetime,
+    written: Written,
+) -> None:
+    """COPY the batch's new debts (with ids drawn beforehand) and their installments."""
+    debt_rows: list[tuple[Any, ...]] = []
+    installment_rows: list[tuple[Any, ...]] = []
+    debt_ids = postgres.reserve_debt_ids(cursor, len(new))
+    for debt_id, (record, digest, reference, _) in zip(debt_ids, new, strict=True):
+        status, reason = erp_status(record)
+        debt_rows.append(
+            (
+                debt_id, agency_id, record.external_id, debtor_ids[(record.tax_country, record.tax_id)],
+                record.category, record.kind, record.description, record.currency, record.principal_minor,
+                min(record.paid_minor, record.principal_minor), record.due_date, reference,
+                status, record.vehicle_plate, record.contact_email, record.contact_phone, synced_at, digest,
+                reason, synced_at if reason else None,
+            )
+        )  # fmt: skip
+        for source in record.installments:
+            paid = merged_installment_paid(0, source)
+            installment_rows.append(
+                (debt_id, source.number, source.due_date, source.amount_minor, paid,
+                 "paid" if paid >= source.amount_minor else "open")
+            )  # fmt: skip
+    postgres.copy_rows(cursor, "debts", postgres.DEBT_COLUMNS, debt_rows)
+    if installment_rows:
+        postgres.copy_rows(cursor, "installments", postgres.INSTALLMENT_COLUMNS, installment_rows)
+    written.outcomes["created"] += len(new)
+    written.debt_ids.extend(debt_ids)
+
+
+def _update_changed_debts(
+    cursor: Any,
+    changed: list[tuple[DebtRecord, str, str, int | None]],
+    debtor_ids: dict[tuple[str, str], int],
+    synced_at: datetime,
+    written: Written,
+) -> None:
+    """Merge the batch's changed records into their debts: lock them, apply the rules, one UPDATE."""
+    current = postgres.lock_debts(cursor, [debt_id for _, _, _, debt_id in changed if debt_id is not None])
+    debt_rows: list[tuple[Any, ...]] = []
+    installment_rows: list[tuple[Any, ...]] = []
+    for record, digest, reference, debt_id in changed:
+        assert debt_id is not None
+        merged = merged_status(*current[debt_id], record, synced_at)
+        debt_rows.append(
+            (
+                debt_id, debtor_ids[(record.tax_country, record.tax_id)], record.category, record.kind,
+                record.description, record.currency, record.principal_minor, merged.paid_minor, record.due_date,
+                reference, merged.status, record.vehicle_plate, record.contact_email,
+                record.contact_phone, synced_at, digest, merged.closed_reason, merged.closed_at,
+                merged.review_reason,
+            )
+        )  # fmt: skip
+        for source in record.installments:
+            paid = merged_installment_paid(0, source)
+            installment_rows.append(
+                (debt_id, source.number, source.due_date, source.amount_minor, paid,
+                 "paid" if paid >= source.amount_minor else "open")
+            )  # fmt: skip
+        written.debt_ids.append(debt_id)
+        written.outcomes[merged.outcome] += 1
+    postgres.update_debts(cursor, debt_rows)
+    if installment_rows:
+        postgres.merge_installments(cursor, installment_rows)
+
+
+def _analyse(cursor: Any) -> None:
+    """Let PostgreSQL's planner see how big the tables have grown.
+
+    A first sync fills empty tables within one run, before autovacuum's ANALYZE comes round;
+    with statistics that still say "empty" the planner stops using the composite indexes and
+    the sync turns quadratic (measured: 208 rows/s at 100k debts instead of thousands).
+    """
+    cursor.execute("ANALYZE debtors, debts, installments")
+
+
+class BatchWriter:
+    """Writes a run's sorted batches, one transaction each: pipelined on a connection of its own, or inline.
+
+    ``submit`` first waits for the batch before (handing what it did to ``take`` and raising its
+    error, if it failed), then starts the new one. ``finish`` waits for the last. Statistics are
+    refreshed as the run's new debts grow (``ANALYSE_GROWTH``).
+    """
+
+    def __init__(self, agency_id: int, synced_at: datetime, take: Callable[[Written], None]) -> None:
+        self.agency_id = agency_id
+        self.synced_at = synced_at
+        self.take = take
+        self.in_flight = InFlight()
+        self._created = 0
+        self._analyse_at = 1
+        self._connection: Any = None  # a pooled DBAPI connection, when pipelined
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future[Written] | None = None
+        bind = db.session.get_bind()
+        if isinstance(bind, Engine):
+            self._connection = bind.raw_connection()
+            self._connection.driver_connection.execute(ASYNCHRONOUS_COMMIT.format(scope="SESSION"))
+            self._connection.driver_connection.commit()
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-writer")
+
+    @property
+    def pipelined(self) -> bool:
+        return self._executor is not None
+
+    def submit(self, write: BatchWrite) -> None:
+        """Write a batch: in the background when pipelined, else now, inside the session's transaction."""
+        self._collect()
+        if self._executor is None:
+            postgres.cursor().execute(ASYNCHRONOUS_COMMIT.format(scope="LOCAL"))
+            written = write_batch(postgres.cursor(), self.agency_id, write, self.synced_at)
+            self._taken(written)
+            return
+        self.in_flight = InFlight(
+            frozenset(record.external_id for record, _, _, _ in write.good),
+            {record.external_id: reference for record, _, reference, _ in write.good},
+        )
+        self._pending = self._executor.submit(self._write, write)
+
+    def after_commit(self) -> None:
+        """Inline: refresh statistics once the session has committed the batch (pipelined: done by the thread)."""
+        if self._executor is None and self._due_for_analyse(self._created):
+            _analyse(postgres.cursor())
+            db.session.commit()
+
+    def finish(self) -> None:
+        """Wait for the batch in flight; raises its error."""
+        self._collect()
+
+    def close(self) -> None:
+        """Stop: wait for a batch in flight (its outcome is taken if it succeeded), return the connection."""
+        try:
+            if self._pending is not None:
+                try:
+                    self._collect()
+                except Exception:  # noqa: BLE001 - the caller is already failing with its own error
+                    pass
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            if self._connection is not None:
+                with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
+                    self._connection.driver_connection.rollback()
+                    self._connection.driver_connection.execute("RESET synchronous_commit")
+                    self._connection.driver_connection.commit()
+                self._connection.close()  # back to the pool, which rolls back anything left open
+                self._connection = None
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        pending, self._pending = self._pending, None
+        self.in_flight = InFlight()
+        if pending is not None:
+            self._taken(pending.result())
+
+    def _taken(self, written: Written) -> None:
+        self._created += written.outcomes["created"]
+        self.take(written)
+
+    def _due_for_analyse(self, created: int) -> bool:
+        if created >= self._analyse_at:
+            self._analyse_at = ANALYSE_GROWTH * created
+            return True
+        return False
+
+    def _write(self, write: BatchWrite) -> Written:
+        """In the writer's thread: one batch, one transaction on the writer's own connection."""
+        connection = self._connection.driver_connection
+        try:
+            with connection.cursor() as cursor:
+                written = write_batch(cursor, self.agency_id, write, self.synced_at)
+            connection.commit()
+            if self._due_for_analyse(self._created + written.outcomes["created"]):
+                with connection.cursor() as cursor:
+                    _analyse(cursor)
+                connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        return written
+
