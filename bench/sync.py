@@ -1,6 +1,6 @@
 """Sync throughput against raw COPY, repeat-sync cost, and memory, on PostgreSQL.
 
-    .venv/bin/python bench/sync.py --debtors 40000 400000 [--database-url postgresql+psycopg://...]
+    .venv/bin/python bench/sync.py --debtors 40000 400000 [--trials 3] [--database-url postgresql+psycopg://...]
 
 For each size (demo debtors; each has about 2.5 debts) it runs, each in a fresh child process
 so peak memory is its own: (1) a full sync of the demo ERP into an empty database, (2) a second,
@@ -8,7 +8,9 @@ unchanged sync, (3) a raw COPY of the same records into a bare table. It prints 
 sync/COPY (target >= 0.30), repeat/first time (target <= 0.33) and peak RSS per size (target:
 flat within 50 MB between sizes), and how many rows the sync wrote to each table. The database is
 created and dropped by the script. Every pass includes generating the demo records, as a sync
-includes reading its ERP.
+includes reading its ERP. With ``--trials N`` each size is measured N times, each trial on a fresh
+database, and the figures printed are the trials' medians (a noisy machine moves one trial by
+20 % or more); each trial's own ratios are printed too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import multiprocessing
 import resource
+import statistics
 import sys
 import time
 import uuid
@@ -118,32 +121,51 @@ def main() -> None:
     parser.add_argument("--debtors", type=int, nargs="+", default=[4000, 40000])
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server URL whose user may create databases")  # fmt: skip
+    parser.add_argument("--trials", type=int, default=1, help="measure each size this many times; print medians")
     parser.add_argument("--json", action="store_true", help="also print the raw figures as JSON")
     args = parser.parse_args()
     results = []
     for debtors in args.debtors:
-        result = measure(args.database_url, debtors)
-        results.append(result)
-        first, repeat, copy = result["first"], result["repeat"], result["copy"]
-        sync_rate, copy_rate = first["rows"] / first["seconds"], copy["rows"] / copy["seconds"]
-        print(f"{debtors:>9,} debtors = {first['rows']:>9,} debts")
-        print(f"  full sync   {first['seconds']:8.1f} s  {sync_rate:9,.0f} rows/s  peak RSS {first['rss_mb']:6.0f} MB")
-        print(f"  repeat sync {repeat['seconds']:8.1f} s  {repeat['rows'] / repeat['seconds']:9,.0f} rows/s  "
-              f"peak RSS {repeat['rss_mb']:6.0f} MB  (unchanged {repeat['unchanged']:,})")  # fmt: skip
-        print(f"  raw COPY    {copy['seconds']:8.1f} s  {copy_rate:9,.0f} rows/s  peak RSS {copy['rss_mb']:6.0f} MB")
-        print(f"  ratio sync/COPY rows/s: {sync_rate / copy_rate:.2f}   (target >= 0.30)")
-        print(f"  ratio repeat/first time: {repeat['seconds'] / first['seconds']:.2f}   (target <= 0.33)")
-        tables = first["tables"]
-        print(f"  (the sync wrote {tables['debts']:,} debts, {tables['installments']:,} installments and "
-              f"{tables['debtors']:,} debtors, with their indexes and foreign keys; the COPY writes "
-              f"{copy['rows']:,} rows of 11 columns into a table without either)")  # fmt: skip
-        sys.stdout.flush()
-    if len(results) > 1:
-        rss = [max(r["first"]["rss_mb"], r["repeat"]["rss_mb"]) for r in results]
+        trials = [measure(args.database_url, debtors) for _ in range(max(1, args.trials))]
+        results.extend(trials)
+        _report(debtors, trials)
+    if len(args.debtors) > 1:
+        rss = [
+            max(max(t["first"]["rss_mb"], t["repeat"]["rss_mb"]) for t in results if t["debtors"] == debtors)
+            for debtors in args.debtors
+        ]
         print(f"peak RSS across sizes: {', '.join(f'{value:.0f} MB' for value in rss)}; "
               f"spread {max(rss) - min(rss):.0f} MB   (target <= 50 MB)")  # fmt: skip
     if args.json:
         print(json.dumps(results, indent=2))
+
+
+def _report(debtors: int, trials: list[dict]) -> None:
+    """Print one size's figures: medians over its trials, and each trial's ratios."""
+
+    def median(pass_: str, key: str) -> float:
+        return statistics.median(trial[pass_][key] for trial in trials)
+
+    rows = trials[0]["first"]["rows"]
+    first_s, repeat_s, copy_s = median("first", "seconds"), median("repeat", "seconds"), median("copy", "seconds")
+    sync_ratios = [(t["first"]["rows"] / t["first"]["seconds"]) / (t["copy"]["rows"] / t["copy"]["seconds"]) for t in trials]
+    repeat_ratios = [t["repeat"]["seconds"] / t["first"]["seconds"] for t in trials]
+    label = f" (medians of {len(trials)} trials)" if len(trials) > 1 else ""
+    print(f"{debtors:>9,} debtors = {rows:>9,} debts{label}")
+    print(f"  full sync   {first_s:8.1f} s  {rows / first_s:9,.0f} rows/s  peak RSS {median('first', 'rss_mb'):6.0f} MB")
+    print(f"  repeat sync {repeat_s:8.1f} s  {rows / repeat_s:9,.0f} rows/s  peak RSS {median('repeat', 'rss_mb'):6.0f} MB  "
+          f"(unchanged {trials[0]['repeat']['unchanged']:,})")  # fmt: skip
+    print(f"  raw COPY    {copy_s:8.1f} s  {trials[0]['copy']['rows'] / copy_s:9,.0f} rows/s  "
+          f"peak RSS {median('copy', 'rss_mb'):6.0f} MB")  # fmt: skip
+    print(f"  ratio sync/COPY rows/s: {statistics.median(sync_ratios):.2f}   (target >= 0.30)"
+          + (f"   trials: {', '.join(f'{r:.2f}' for r in sync_ratios)}" if len(trials) > 1 else ""))  # fmt: skip
+    print(f"  ratio repeat/first time: {statistics.median(repeat_ratios):.2f}   (target <= 0.33)"
+          + (f"   trials: {', '.join(f'{r:.2f}' for r in repeat_ratios)}" if len(trials) > 1 else ""))  # fmt: skip
+    tables = trials[0]["first"]["tables"]
+    print(f"  (the sync wrote {tables['debts']:,} debts, {tables['installments']:,} installments and "
+          f"{tables['debtors']:,} debtors, with their indexes and foreign keys; the COPY writes "
+          f"{trials[0]['copy']['rows']:,} rows of 11 columns into a table without either)")  # fmt: skip
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
