@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy.engine import Engine
 
 from app.extensions import db
 from app.sync import postgres
 from app.sync.rules import erp_status, merged_installment_paid, merged_status
 from erp_connectors.base import DebtRecord
+
+log = logging.getLogger("civicpay.sync")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,29 @@ class InFlight:
     external_ids: frozenset[str] = frozenset()
     #: external id → the RF reference the batch gives it
     references: dict[str, str] = field(default_factory=dict)
+    #: (country, tax id) → (id, name) of each debtor the batch names, as it leaves them
+    debtors: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch made ready on the sorting thread: ids drawn, rows written as COPY text.
+
+    The writer then only sends it (and merges the few changed debts, which needs their rows
+    locked in its own transaction), so it hardly needs Python's interpreter lock while the next
+    batch is sorted: both threads share one lock, and a writer that formats rows gets a share
+    of it, which leaves PostgreSQL waiting for the rows.
+    """
+
+    write: BatchWrite
+    debtor_ids: dict[tuple[str, str], int]
+    new_debtors: str
+    renamed_debtors: list[tuple[int, str]]
+    new_debt_ids: list[int]
+    debts: str
+    installments: str
+    #: the changed records, as in BatchWrite.good
+    changed: list[tuple[DebtRecord, str, str, int | None]]
 
 
 #: A batch is redone by the next run if a crash loses it, so its commit need not wait for the
@@ -102,7 +129,7 @@ def _copy_new_debts(
     """COPY the batch's new debts (with ids drawn beforehand) and their installments."""
     debt_rows: list[tuple[Any, ...]] = []
     installment_rows: list[tuple[Any, ...]] = []
-    debt_ids = postgres.reserve_debt_ids(cursor, len(new))
+    debt_ids = postgres.reserve_ids(cursor, "debts", len(new))
     for debt_id, (record, digest, reference, _) in zip(debt_ids, new, strict=True):
         status, reason = erp_status(record)
         debt_rows.append(
@@ -163,6 +190,92 @@ def _update_changed_debts(
         postgres.merge_installments(cursor, installment_rows)
 
 
+def prepare_batch(cursor: Any, agency_id: int, write: BatchWrite, synced_at: datetime, in_flight: InFlight) -> PreparedBatch:
+    """Resolve debtors, draw ids and write the new rows as COPY text (on ``cursor``, read-only but for sequences).
+
+    Sequences are not transactional, so ids drawn here on the sorting thread's connection stay
+    unique whichever connection writes the rows. Debtors of the batch in flight count as existing.
+    """
+    names: dict[tuple[str, str], str] = {}
+    for record, _, _, _ in write.good:
+        names[(record.tax_country, record.tax_id)] = record.debtor_name  # the last one wins, as in _debtor_ids
+    known = postgres.known_debtors(cursor, names) if names else {}
+    known.update({key: value for key, value in in_flight.debtors.items() if key in names})
+    missing = [key for key in names if key not in known]
+    text = postgres.copy_text
+    new_debtors = []
+    if missing:
+        for debtor_id, key in zip(postgres.reserve_ids(cursor, "debtors", len(missing)), missing, strict=True):
+            known[key] = (debtor_id, names[key])
+            new_debtors.append(f"{debtor_id}\t{text(key[0])}\t{text(key[1])}\t{text(names[key])}\n")
+    renamed = [(debtor_id, names[key]) for key, (debtor_id, name) in known.items() if name != names[key]]
+    debtor_ids = {key: debtor_id for key, (debtor_id, _) in known.items()}
+
+    new = [item for item in write.good if item[3] is None]
+    debt_ids = postgres.reserve_ids(cursor, "debts", len(new)) if new else []
+    null = postgres.COPY_NULL
+    synced = synced_at.isoformat(sep=" ")
+    debts: list[str] = []
+    installments: list[str] = []
+    for debt_id, (record, digest, reference, _) in zip(debt_ids, new, strict=True):
+        status, reason = erp_status(record)
+        paid = min(record.paid_minor, record.principal_minor)
+        # category, kind, currency, status, reference and digest passed validation: no escapes to make.
+        debts.append(
+            f"{debt_id}\t{agency_id}\t{text(record.external_id)}\t{debtor_ids[(record.tax_country, record.tax_id)]}"
+            f"\t{record.category}\t{record.kind}\t{text(record.description)}\t{record.currency}"
+            f"\t{record.principal_minor}\t{paid}\t{record.due_date.isoformat()}\t{reference}\t{status}"
+            f"\t{text(record.vehicle_plate)}\t{text(record.contact_email)}\t{text(record.contact_phone)}"
+            f"\t{synced}\t{digest}\t{reason or null}\t{synced if reason else null}\n"
+        )
+        for source in record.installments:
+            paid = merged_installment_paid(0, source)
+            installments.append(
+                f"{debt_id}\t{source.number}\t{source.due_date.isoformat()}\t{source.amount_minor}\t{paid}"
+                f"\t{'paid' if paid >= source.amount_minor else 'open'}\n"
+            )
+    return PreparedBatch(
+        write=write,
+        debtor_ids=debtor_ids,
+        new_debtors="".join(new_debtors),
+        renamed_debtors=renamed,
+        new_debt_ids=debt_ids,
+        debts="".join(debts),
+        installments="".join(installments),
+        changed=[item for item in write.good if item[3] is not None],
+    )
+
+
+def write_prepared(cursor: Any, agency_id: int, job: PreparedBatch, synced_at: datetime) -> Written:
+    """Write a prepared batch; if the database refuses its promises, write the batch the slow way.
+
+    A debtor that another agency's sync created since the look-up (a unique violation), or one
+    the batch before promised but wrote otherwise (a foreign-key violation), undoes the prepared
+    writes only; ``write_batch`` then resolves everything again inside this transaction.
+    """
+    written = Written()
+    try:
+        with cursor.connection.transaction():
+            if job.new_debtors:
+                postgres.copy_payload(cursor, "debtors", postgres.DEBTOR_COLUMNS, job.new_debtors)
+            if job.renamed_debtors:
+                postgres.rename_debtors(cursor, job.renamed_debtors)
+            if job.debts:
+                postgres.copy_payload(cursor, "debts", postgres.DEBT_COLUMNS, job.debts)
+                if job.installments:
+                    postgres.copy_payload(cursor, "installments", postgres.INSTALLMENT_COLUMNS, job.installments)
+                written.outcomes["created"] += len(job.new_debt_ids)
+                written.debt_ids.extend(job.new_debt_ids)
+            if job.changed:
+                _update_changed_debts(cursor, job.changed, job.debtor_ids, synced_at, written)
+            if job.write.rehash:
+                postgres.set_content_hashes(cursor, job.write.rehash)
+    except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation) as error:
+        log.info("sync batch of agency %d written the slow way: %s", agency_id, str(error).splitlines()[0])
+        return write_batch(cursor, agency_id, job.write, synced_at)
+    return written
+
+
 def _analyse(cursor: Any) -> None:
     """Let PostgreSQL's planner see how big the tables have grown.
 
@@ -203,18 +316,24 @@ class BatchWriter:
         return self._executor is not None
 
     def submit(self, write: BatchWrite) -> None:
-        """Write a batch: in the background when pipelined, else now, inside the session's transaction."""
+        """Write a batch: in the background when pipelined, else now, inside the session's transaction.
+
+        Either way the batch is prepared here, on the caller's thread (see ``PreparedBatch``).
+        """
+        job = prepare_batch(postgres.cursor(), self.agency_id, write, self.synced_at, self.in_flight)
         self._collect()
         if self._executor is None:
-            postgres.cursor().execute(ASYNCHRONOUS_COMMIT.format(scope="LOCAL"))
-            written = write_batch(postgres.cursor(), self.agency_id, write, self.synced_at)
-            self._taken(written)
+            cursor = postgres.cursor()
+            cursor.execute(ASYNCHRONOUS_COMMIT.format(scope="LOCAL"))
+            self._taken(write_prepared(cursor, self.agency_id, job, self.synced_at))
             return
+        names = {(record.tax_country, record.tax_id): record.debtor_name for record, _, _, _ in write.good}
         self.in_flight = InFlight(
             frozenset(record.external_id for record, _, _, _ in write.good),
             {record.external_id: reference for record, _, reference, _ in write.good},
+            {key: (job.debtor_ids[key], name) for key, name in names.items()},
         )
-        self._pending = self._executor.submit(self._write, write)
+        self._pending = self._executor.submit(self._write, job)
 
     def after_commit(self) -> None:
         """Inline: refresh statistics once the session has committed the batch (pipelined: done by the thread)."""
@@ -264,12 +383,12 @@ class BatchWriter:
             return True
         return False
 
-    def _write(self, write: BatchWrite) -> Written:
+    def _write(self, job: PreparedBatch) -> Written:
         """In the writer's thread: one batch, one transaction on the writer's own connection."""
         connection = self._connection.driver_connection
         try:
             with connection.cursor() as cursor:
-                written = write_batch(cursor, self.agency_id, write, self.synced_at)
+                written = write_prepared(cursor, self.agency_id, job, self.synced_at)
             connection.commit()
             if self._due_for_analyse(self._created + written.outcomes["created"]):
                 with connection.cursor() as cursor:

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from app.debts.models import Debt
+from app.debts.models import Debt, Debtor
 from app.domain.references import rf_for_debt
 from app.extensions import db
 from app.sync import postgres, services, set_based
 from app.sync.models import QuarantinedRecord, SyncRun
 from app.sync.services import sync_agency
 from tests.factories import AgencyFactory
-from tests.sync.test_services import NOW, OTHER_AFM, ListConnector, record
+from tests.sync.test_services import AFM, NOW, OTHER_AFM, ListConnector, record
 from tests.sync.test_set_based import counts, database_state, demo_records, forget_everything, run_scenario
 
 pytestmark = pytest.mark.postgres_only
@@ -32,19 +32,19 @@ pytestmark = pytest.mark.postgres_only
 def pipelined(app: Flask, committed_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """An app context with real commits, each write delayed; yields the sizes of the batches written in the thread."""
     written: list[int] = []
-    write_batch = set_based.write_batch
+    write_prepared = set_based.write_prepared
 
-    def slow_write(cursor: Any, agency_id: int, write: set_based.BatchWrite, synced_at: Any) -> set_based.Written:
+    def slow_write(cursor: Any, agency_id: int, job: set_based.PreparedBatch, synced_at: Any) -> set_based.Written:
         time.sleep(0.05)  # the next batch is sorted meanwhile
-        return write_batch(cursor, agency_id, write, synced_at)
+        return write_prepared(cursor, agency_id, job, synced_at)
 
     write_in_thread = set_based.BatchWriter._write
 
-    def counted(self: set_based.BatchWriter, write: set_based.BatchWrite) -> set_based.Written:
-        written.append(len(write.good))
-        return write_in_thread(self, write)
+    def counted(self: set_based.BatchWriter, job: set_based.PreparedBatch) -> set_based.Written:
+        written.append(len(job.write.good))
+        return write_in_thread(self, job)
 
-    monkeypatch.setattr(set_based, "write_batch", slow_write)
+    monkeypatch.setattr(set_based, "write_prepared", slow_write)
     monkeypatch.setattr(set_based.BatchWriter, "_write", counted)
     with app.app_context():
         yield written
@@ -126,19 +126,19 @@ def test_a_write_that_fails_in_the_thread_fails_the_run_and_a_rerun_finishes_the
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
 
-    copy_rows = postgres.copy_rows
+    copy_payload = postgres.copy_payload
     copies: list[str] = []
 
-    def failing_copy(cursor: Any, table: str, columns: Any, rows: Any) -> None:
+    def failing_copy(cursor: Any, table: str, columns: Any, payload: str) -> None:
         copies.append(table)
-        copy_rows(cursor, table, columns, rows)
+        copy_payload(cursor, table, columns, payload)
         if table == "debts" and copies.count("debts") == 2:
             raise RuntimeError("the database went away between the debts and their installments")
 
-    monkeypatch.setattr(postgres, "copy_rows", failing_copy)
+    monkeypatch.setattr(postgres, "copy_payload", failing_copy)
     with pytest.raises(RuntimeError, match="went away"):
         sync_agency(broken_agency, ListConnector(records), now=NOW)
-    monkeypatch.setattr(postgres, "copy_rows", copy_rows)
+    monkeypatch.setattr(postgres, "copy_payload", copy_payload)
 
     failed = db.session.scalars(select(SyncRun).where(SyncRun.agency_id == broken_agency.id)).one()
     assert (failed.status, failed.created) == ("failed", 10)
@@ -167,3 +167,73 @@ def test_an_erp_failure_while_a_batch_is_in_flight_keeps_that_batch_and_counts_i
     assert stored == failed.created == 10  # two whole batches, the second written after the ERP failed
     vanished = select(func.count()).select_from(Debt).where(Debt.closed_reason == "vanished")
     assert db.session.scalar(vanished) == 0  # an unfinished export closes nothing
+
+
+def test_a_debtor_another_sync_creates_meanwhile_is_taken_not_fatal(
+    app: Flask, committed_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New debtors are copied under a savepoint: one that appeared since the look-up sends them the slow way."""
+    reserve_ids = postgres.reserve_ids
+    other_id: list[int] = []
+
+    def raced_reserve(cursor: Any, table: str, count: int) -> list[int]:
+        if table == "debtors" and not other_id:
+            with db.engine_of(app).begin() as other:  # another agency's sync, committing first
+                other_id.append(
+                    other.execute(
+                        text("INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"),
+                        {"tax_id": OTHER_AFM},
+                    ).scalar_one()
+                )
+        return reserve_ids(cursor, table, count)
+
+    monkeypatch.setattr(postgres, "reserve_ids", raced_reserve)
+    with app.app_context():
+        cursor = postgres.cursor()
+        ids = postgres.debtor_ids(cursor, {("GR", AFM): "Μαρία Παπαδοπούλου", ("GR", OTHER_AFM): "Γιώργος Νικολάου"})
+        db.session.commit()
+        stored = dict(db.session.execute(select(Debtor.tax_id, Debtor.id)).all())
+        names = dict(db.session.execute(select(Debtor.tax_id, Debtor.name)).all())
+    assert ids == {("GR", AFM): stored[AFM], ("GR", OTHER_AFM): other_id[0]}
+    assert len(stored) == 2
+    assert names[OTHER_AFM] == "Γιώργος Νικολάου"  # this sync's name wins, as for any known debtor
+
+
+def test_a_debtor_created_by_another_sync_after_the_batch_was_prepared_sends_the_batch_the_slow_way(
+    app: Flask, pipelined: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepare_batch = set_based.prepare_batch
+    other_id: list[int] = []
+
+    def prepared_then_raced(*args: Any) -> set_based.PreparedBatch:
+        job = prepare_batch(*args)
+        if not other_id:
+            with db.engine_of(app).begin() as other:  # another agency's sync commits the same new debtor
+                other_id.append(
+                    other.execute(
+                        text("INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"),
+                        {"tax_id": OTHER_AFM},
+                    ).scalar_one()
+                )
+        return job
+
+    slow_way: list[int] = []
+    write_batch = set_based.write_batch
+
+    def spied_write_batch(cursor: Any, agency_id: int, write: set_based.BatchWrite, synced_at: Any) -> set_based.Written:
+        slow_way.append(len(write.good))
+        return write_batch(cursor, agency_id, write, synced_at)
+
+    monkeypatch.setattr(set_based, "prepare_batch", prepared_then_raced)
+    monkeypatch.setattr(set_based, "write_batch", spied_write_batch)
+    agency = AgencyFactory(code="eastcoast")
+    run = sync_agency(agency, ListConnector([record("A-1"), record("B-1", tax_id=OTHER_AFM, debtor_name="Γιώργος Νικολάου")]), now=NOW)
+
+    assert (run.status, run.created) == ("succeeded", 2)
+    assert slow_way == [2]
+    owners = dict(
+        db.session.execute(select(Debt.external_id, Debt.debtor_id).where(Debt.agency_id == agency.id)).all()
+    )
+    assert owners["B-1"] == other_id[0]
+    names = dict(db.session.execute(select(Debtor.tax_id, Debtor.name)).all())
+    assert names == {AFM: "Μαρία Παπαδοπούλου", OTHER_AFM: "Γιώργος Νικολάου"}

@@ -214,19 +214,19 @@ def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
 
-    copy_rows = postgres.copy_rows
+    copy_payload = postgres.copy_payload
     copies: list[str] = []
 
-    def dying_copy(cursor: object, table: str, columns: object, rows: object) -> None:
+    def dying_copy(cursor: object, table: str, columns: object, payload: str) -> None:
         copies.append(table)
-        copy_rows(cursor, table, columns, rows)
+        copy_payload(cursor, table, columns, payload)
         if table == "debts" and copies.count("debts") == 2:
             raise KeyboardInterrupt("killed between the debts and their installments")
 
-    monkeypatch.setattr(postgres, "copy_rows", dying_copy)
+    monkeypatch.setattr(postgres, "copy_payload", dying_copy)
     with pytest.raises(KeyboardInterrupt):
         sync_agency(broken_agency, ListConnector(records), now=NOW)
-    monkeypatch.setattr(postgres, "copy_rows", copy_rows)
+    monkeypatch.setattr(postgres, "copy_payload", copy_payload)
     db.session.rollback()  # what the server does when a killed process's connection drops
 
     kept = db.session.scalar(select(func.count()).select_from(Debt).where(Debt.agency_id == broken_agency.id))
@@ -302,3 +302,26 @@ def test_the_content_hash_changes_with_every_field_but_the_update_time(changed: 
     base = record("A-1", tax_id=AFM)
     assert content_hash(replace(base, **changed)) != content_hash(base)
     assert content_hash(replace(base, updated_at=NOW)) == content_hash(base)
+
+
+@pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
+def test_text_that_copy_must_escape_is_stored_exactly_as_the_erp_sent_it(
+    db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool
+) -> None:
+    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", set_based)
+    agency = AgencyFactory()
+    tricky = record(
+        "X\\1\t2",
+        debtor_name="Νίκος \\N Tab\there",
+        description="Back\\slash, tab\t, new\nline, CR\r, \\N and Δήμος",
+        vehicle_plate="ΑΒΓ 1234",
+        contact_email=None,
+        contact_phone="+30\t210",
+    )
+    run = sync_agency(agency, ListConnector([tricky]), now=NOW)
+
+    assert (run.created, run.quarantined) == (1, 0)
+    debt = db.session.scalars(select(Debt).where(Debt.agency_id == agency.id)).one()
+    stored = (debt.external_id, debt.debtor.name, debt.description, debt.vehicle_plate, debt.contact_email, debt.contact_phone)
+    assert stored == (tricky.external_id, tricky.debtor_name, tricky.description, "ΑΒΓ 1234", None, "+30\t210")
+    assert debt.synced_at == NOW and debt.due_date == tricky.due_date
