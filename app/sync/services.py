@@ -25,6 +25,8 @@ import logging
 import queue
 import re
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,6 +62,8 @@ BATCH_SIZE = 5000
 SET_BASED_ON_POSTGRESQL = True
 #: A running sync whose heartbeat is older than this is taken to have died.
 STALE_RUN_AFTER = timedelta(minutes=10)
+#: A pipelined run writes its heartbeat at most this often (its batches commit on their own).
+HEARTBEAT_SECONDS = 5.0
 #: Incremental syncs ask for a little more than strictly needed, against clock skew.
 INCREMENTAL_OVERLAP = timedelta(minutes=2)
 
@@ -95,6 +99,9 @@ class _RunState:
 
     run: SyncRun
     seen: bytearray = field(default_factory=bytearray)
+    #: counts not yet added to the run (created, updated, unchanged, ...): they reach it when the
+    #: session next commits, so a rollback of the session cannot lose counts of committed batches
+    pending: Counter[str] = field(default_factory=Counter)
     batch_external_ids: set[str] = field(default_factory=set)
 
     def mark(self, debt_id: int) -> bool:
@@ -214,7 +221,7 @@ def _storage_problems(record: DebtRecord) -> list[str]:
     return problems
 
 
-def _record_problems(record: DebtRecord, agency: Agency) -> tuple[list[str], str]:
+def _record_problems(record: DebtRecord, agency: Agency | _AgencyKeys) -> tuple[list[str], str]:
     """Everything wrong with a record, and the RF reference it will carry ("" if it has none valid)."""
     problems = validate_record(record)
     problems.extend(_storage_problems(record))
@@ -351,6 +358,8 @@ def _sync_agency(
     changed_since = agency.synced_until - INCREMENTAL_OVERLAP if incremental and agency.synced_until else None
     run = start_run(agency, "incremental" if incremental else "full", now, changed_since)
     state = _RunState(run=run)
+    keys = _AgencyKeys(agency.id, agency.code, agency.currency)
+    last_beat = time.monotonic()
     writer = (
         set_based.BatchWriter(agency.id, _naive_utc(now), functools.partial(_take_written, state))
         if _writes_set_based()
@@ -369,16 +378,20 @@ def _sync_agency(
                         _refresh_statistics()
                         analyse_at = 2 * run.created
                 else:
-                    # The batch's quarantine and the counts of the batch before commit here;
-                    # its debts commit in the writer's transaction.
-                    writer.submit(_sort_for_writer(agency, state, items, writer))
-                    run.heartbeat_at = utcnow()
-                    db.session.commit()
+                    writer.submit(_sort_for_writer(keys, state, items, writer))
+                    # Pipelined, the batch's debts commit in the writer's transaction; here commit
+                    # its quarantine, the counts, and a heartbeat now and then. Inline, the batch.
+                    if not writer.pipelined or db.session.new or time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                        _settle(state)
+                        run.heartbeat_at = utcnow()
+                        db.session.commit()
+                        last_beat = time.monotonic()
                     writer.after_commit()
                 if progress:
                     progress(len(batch))
         if writer is not None:
             writer.finish()
+        _settle(state)
         if not incremental:
             _close_vanished(agency, state, now)
             agency.last_full_sync_at = now
@@ -388,6 +401,7 @@ def _sync_agency(
         db.session.rollback()
         if writer is not None:
             writer.close()  # a batch still in flight finishes and counts; a failed one is rolled back
+        _settle(state)
         message = str(error) if isinstance(error, ConnectionError) else f"{type(error).__name__}: {error}"
         _finish(run, "failed", message)
         log.warning("agency %s: sync %d failed: %s", agency.code, run.id, message)
@@ -471,7 +485,7 @@ def _batches(stream: Iterable[DebtRecord | RecordError], size: int) -> Iterator[
 # -- sorting a batch --------------------------------------------------------------------------------
 
 
-def _quarantine(agency: Agency, state: _RunState, external_id: str | None, reason: str, raw: object) -> None:
+def _quarantine(agency: Agency | _AgencyKeys, state: _RunState, external_id: str | None, reason: str, raw: object) -> None:
     db.session.add(
         QuarantinedRecord(
             agency_id=agency.id,
@@ -503,7 +517,7 @@ class _SortedBatch:
 
 
 def _sort_batch(
-    agency: Agency,
+    agency: Agency | _AgencyKeys,
     state: _RunState,
     items: list[tuple[int, DebtRecord | RecordError]],
     lookup: DebtLookup,
@@ -518,7 +532,6 @@ def _sort_batch(
     (when given) receives the outcome of each record decided here. ``in_flight`` is the batch
     being written meanwhile (pipelined writes), which the look-ups may not see yet.
     """
-    run = state.run
     records: list[tuple[int, DebtRecord, str]] = []
     for index, item in items:
         if isinstance(item, RecordError):
@@ -574,7 +587,7 @@ def _sort_batch(
                 results.append(RecordResult(index, external_id, "quarantined", reason))
             continue
         good.append((index, record, digest, reference))
-    run.unchanged += unchanged
+    state.pending["unchanged"] += unchanged
     good = _refuse_reused_references(agency, state, good, owners, results, in_flight)
     return _SortedBatch(good, {external_id: found[0] for external_id, found in known.items()}, rehash)
 
@@ -629,12 +642,12 @@ def _is_normal_rf(reference: str) -> bool:
     )
 
 
-def _reference_of(record: DebtRecord, agency: Agency) -> str:
+def _reference_of(record: DebtRecord, agency: Agency | _AgencyKeys) -> str:
     return _cached_reference(agency.code, record.rf_reference, record.external_id)
 
 
 def _refuse_reused_references(
-    agency: Agency,
+    agency: Agency | _AgencyKeys,
     state: _RunState,
     good: list[tuple[int, DebtRecord, str, str]],
     owners: OwnerLookup,
@@ -776,6 +789,7 @@ def _apply_batch(
             table.update().where(table.c.id == bindparam("debt_id")).values(content_hash=bindparam("digest")),
             [{"debt_id": debt_id, "digest": digest} for debt_id, digest in batch.rehash],
         )
+    _settle(state)
     run.heartbeat_at = utcnow()
     db.session.commit()
     results.sort(key=lambda result: result.index)
@@ -899,8 +913,17 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+@dataclass(frozen=True, slots=True)
+class _AgencyKeys:
+    """What sorting a batch needs of its agency, read once: the ORM object expires at every commit."""
+
+    id: int
+    code: str
+    currency: str
+
+
 def _sort_for_writer(
-    agency: Agency, state: _RunState, items: list[tuple[int, DebtRecord | RecordError]], writer: set_based.BatchWriter
+    agency: _AgencyKeys, state: _RunState, items: list[tuple[int, DebtRecord | RecordError]], writer: set_based.BatchWriter
 ) -> set_based.BatchWrite:
     """Sort a batch for the set-based writer: quarantine recorded in the session, the rest as plain values.
 
@@ -922,11 +945,17 @@ def _sort_for_writer(
     return set_based.BatchWrite(good, batch.rehash)
 
 
+def _settle(state: _RunState) -> None:
+    """Add the pending counts to the run (before the session commits)."""
+    run = state.run
+    for outcome, count in state.pending.items():
+        setattr(run, outcome, getattr(run, outcome) + count)
+    state.pending.clear()
+
+
 def _take_written(state: _RunState, written: set_based.Written) -> None:
     """Count a written batch towards the run and mark its debts seen (in the caller's thread)."""
-    run = state.run
-    for outcome, count in written.outcomes.items():
-        setattr(run, outcome, getattr(run, outcome) + count)
+    state.pending.update(written.outcomes)
     for debt_id in written.debt_ids:
         state.mark(debt_id)
 
