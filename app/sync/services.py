@@ -6,11 +6,12 @@ share of one indexed read), bad ones are quarantined with their reason and raw p
 batch commits on its own, so a run that dies midway leaves every debt consistent and the next run
 simply finishes the job. What the sorted records become is then written row by row through the
 ORM (``_apply_batch``: SQLite, pushes, refreshes) or, for full and incremental runs on
-PostgreSQL, set-based (``_apply_batch_set_based``: new debts by COPY, changed ones by one UPDATE
-per batch); both follow the same rules, in ``rules.merged_status`` and the functions it calls. Debts that
-vanish from a full export, or that the ERP reports paid or cancelled, are closed with a reason and
-a date, never deleted; a debt that an online payment holds right now is flagged for treasury
-instead of being closed from under the payment.
+PostgreSQL, set-based by ``set_based.BatchWriter`` (new debts by COPY, changed ones by one UPDATE
+per batch, each batch written on a connection of its own while the next is sorted); both follow
+the same rules, in ``rules.merged_status`` and the functions it calls. Debts that vanish from a
+full export, or that the ERP reports paid or cancelled, are closed with a reason and a date,
+never deleted; a debt that an online payment holds right now is flagged for treasury instead of
+being closed from under the payment.
 """
 
 from __future__ import annotations
