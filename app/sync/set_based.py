@@ -23,7 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
@@ -99,14 +99,26 @@ ASYNCHRONOUS_COMMIT = "SET {scope} synchronous_commit = off"
 ANALYSE_GROWTH = 8
 
 
+def _debtor_names(write: BatchWrite) -> dict[tuple[str, str], str]:
+    """Each debtor the batch names, by (country, tax id), with the name its last record gives."""
+    return {(record.tax_country, record.tax_id): record.debtor_name for record, _, _, _ in write.good}
+
+
+def _installment_rows(debt_id: int, record: DebtRecord) -> list[tuple[int, int, date, int, int, str]]:
+    """A debt's installments as INSTALLMENT_COLUMNS rows, paid amounts as the ERP reports them."""
+    rows = []
+    for source in record.installments:
+        paid = merged_installment_paid(0, source)
+        rows.append((debt_id, source.number, source.due_date, source.amount_minor, paid,
+                     "paid" if paid >= source.amount_minor else "open"))  # fmt: skip
+    return rows
+
+
 def write_batch(cursor: Any, agency_id: int, write: BatchWrite, synced_at: datetime) -> Written:
     """Write one sorted batch on ``cursor`` (inside a transaction the caller commits)."""
     written = Written()
     if write.good:
-        names: dict[tuple[str, str], str] = {}
-        for record, _, _, _ in write.good:
-            names[(record.tax_country, record.tax_id)] = record.debtor_name  # the last one wins, as in _debtor_ids
-        debtor_ids = postgres.debtor_ids(cursor, names)
+        debtor_ids = postgres.debtor_ids(cursor, _debtor_names(write))
         new = [item for item in write.good if item[3] is None]
         changed = [item for item in write.good if item[3] is not None]
         if new:
@@ -141,12 +153,7 @@ def _copy_new_debts(
                 reason, synced_at if reason else None,
             )
         )  # fmt: skip
-        for source in record.installments:
-            paid = merged_installment_paid(0, source)
-            installment_rows.append(
-                (debt_id, source.number, source.due_date, source.amount_minor, paid,
-                 "paid" if paid >= source.amount_minor else "open")
-            )  # fmt: skip
+        installment_rows.extend(_installment_rows(debt_id, record))
     postgres.copy_rows(cursor, "debts", postgres.DEBT_COLUMNS, debt_rows)
     if installment_rows:
         postgres.copy_rows(cursor, "installments", postgres.INSTALLMENT_COLUMNS, installment_rows)
@@ -177,12 +184,7 @@ def _update_changed_debts(
                 merged.review_reason,
             )
         )  # fmt: skip
-        for source in record.installments:
-            paid = merged_installment_paid(0, source)
-            installment_rows.append(
-                (debt_id, source.number, source.due_date, source.amount_minor, paid,
-                 "paid" if paid >= source.amount_minor else "open")
-            )  # fmt: skip
+        installment_rows.extend(_installment_rows(debt_id, record))
         written.debt_ids.append(debt_id)
         written.outcomes[merged.outcome] += 1
     postgres.update_debts(cursor, debt_rows)
@@ -196,9 +198,7 @@ def prepare_batch(cursor: Any, agency_id: int, write: BatchWrite, synced_at: dat
     Sequences are not transactional, so ids drawn here on the sorting thread's connection stay
     unique whichever connection writes the rows. Debtors of the batch in flight count as existing.
     """
-    names: dict[tuple[str, str], str] = {}
-    for record, _, _, _ in write.good:
-        names[(record.tax_country, record.tax_id)] = record.debtor_name  # the last one wins, as in _debtor_ids
+    names = _debtor_names(write)
     known = postgres.known_debtors(cursor, names) if names else {}
     known.update({key: value for key, value in in_flight.debtors.items() if key in names})
     missing = [key for key in names if key not in known]
@@ -228,12 +228,8 @@ def prepare_batch(cursor: Any, agency_id: int, write: BatchWrite, synced_at: dat
             f"\t{text(record.vehicle_plate)}\t{text(record.contact_email)}\t{text(record.contact_phone)}"
             f"\t{synced}\t{digest}\t{reason or null}\t{synced if reason else null}\n"
         )
-        for source in record.installments:
-            paid = merged_installment_paid(0, source)
-            installments.append(
-                f"{debt_id}\t{source.number}\t{source.due_date.isoformat()}\t{source.amount_minor}\t{paid}"
-                f"\t{'paid' if paid >= source.amount_minor else 'open'}\n"
-            )
+        for _, number, due_date, amount, paid, status in _installment_rows(debt_id, record):
+            installments.append(f"{debt_id}\t{number}\t{due_date.isoformat()}\t{amount}\t{paid}\t{status}\n")
     return PreparedBatch(
         write=write,
         debtor_ids=debtor_ids,
@@ -327,7 +323,7 @@ class BatchWriter:
             cursor.execute(ASYNCHRONOUS_COMMIT.format(scope="LOCAL"))
             self._taken(write_prepared(cursor, self.agency_id, job, self.synced_at))
             return
-        names = {(record.tax_country, record.tax_id): record.debtor_name for record, _, _, _ in write.good}
+        names = _debtor_names(write)
         self.in_flight = InFlight(
             frozenset(record.external_id for record, _, _, _ in write.good),
             {record.external_id: reference for record, _, reference, _ in write.good},

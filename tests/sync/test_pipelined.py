@@ -23,7 +23,14 @@ from app.sync.models import QuarantinedRecord, SyncRun
 from app.sync.services import sync_agency
 from tests.factories import AgencyFactory
 from tests.sync.test_services import AFM, NOW, OTHER_AFM, ListConnector, record
-from tests.sync.test_set_based import counts, database_state, demo_records, forget_everything, run_scenario
+from tests.sync.test_set_based import (
+    counts,
+    database_state,
+    demo_records,
+    failing_second_debts_copy,
+    forget_everything,
+    run_scenario,
+)
 
 pytestmark = pytest.mark.postgres_only
 
@@ -126,19 +133,9 @@ def test_a_write_that_fails_in_the_thread_fails_the_run_and_a_rerun_finishes_the
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
 
-    copy_payload = postgres.copy_payload
-    copies: list[str] = []
-
-    def failing_copy(cursor: Any, table: str, columns: Any, payload: str) -> None:
-        copies.append(table)
-        copy_payload(cursor, table, columns, payload)
-        if table == "debts" and copies.count("debts") == 2:
-            raise RuntimeError("the database went away between the debts and their installments")
-
-    monkeypatch.setattr(postgres, "copy_payload", failing_copy)
-    with pytest.raises(RuntimeError, match="went away"):
-        sync_agency(broken_agency, ListConnector(records), now=NOW)
-    monkeypatch.setattr(postgres, "copy_payload", copy_payload)
+    with failing_second_debts_copy(monkeypatch, RuntimeError("the database went away between the debts and their installments")):
+        with pytest.raises(RuntimeError, match="went away"):
+            sync_agency(broken_agency, ListConnector(records), now=NOW)
 
     failed = db.session.scalars(select(SyncRun).where(SyncRun.agency_id == broken_agency.id)).one()
     assert (failed.status, failed.created) == ("failed", 10)

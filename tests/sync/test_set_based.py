@@ -7,6 +7,8 @@ a sync killed inside a batch's writes leaves nothing of that batch behind.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -205,6 +207,25 @@ def test_an_unchanged_sync_rewrites_no_row(db_session: None, monkeypatch: pytest
         assert db.session.execute(text(versions)).all() == before
 
 
+@contextlib.contextmanager
+def failing_second_debts_copy(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> Iterator[None]:
+    """The second COPY into debts raises ``error`` once it has written: between a batch's debts and installments."""
+    copy_payload = postgres.copy_payload
+    copies: list[str] = []
+
+    def failing_copy(cursor: object, table: str, columns: object, payload: str) -> None:
+        copies.append(table)
+        copy_payload(cursor, table, columns, payload)
+        if table == "debts" and copies.count("debts") == 2:
+            raise error
+
+    monkeypatch.setattr(postgres, "copy_payload", failing_copy)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(postgres, "copy_payload", copy_payload)
+
+
 @ON_POSTGRESQL
 def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_clean_run(
     db_session: None, monkeypatch: pytest.MonkeyPatch
@@ -214,19 +235,9 @@ def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
 
-    copy_payload = postgres.copy_payload
-    copies: list[str] = []
-
-    def dying_copy(cursor: object, table: str, columns: object, payload: str) -> None:
-        copies.append(table)
-        copy_payload(cursor, table, columns, payload)
-        if table == "debts" and copies.count("debts") == 2:
-            raise KeyboardInterrupt("killed between the debts and their installments")
-
-    monkeypatch.setattr(postgres, "copy_payload", dying_copy)
-    with pytest.raises(KeyboardInterrupt):
-        sync_agency(broken_agency, ListConnector(records), now=NOW)
-    monkeypatch.setattr(postgres, "copy_payload", copy_payload)
+    with failing_second_debts_copy(monkeypatch, KeyboardInterrupt("killed between the debts and their installments")):
+        with pytest.raises(KeyboardInterrupt):
+            sync_agency(broken_agency, ListConnector(records), now=NOW)
     db.session.rollback()  # what the server does when a killed process's connection drops
 
     kept = db.session.scalar(select(func.count()).select_from(Debt).where(Debt.agency_id == broken_agency.id))
