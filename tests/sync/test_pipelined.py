@@ -24,12 +24,11 @@ from app.sync.services import sync_agency
 from tests.factories import AgencyFactory
 from tests.sync.test_services import AFM, NOW, OTHER_AFM, ListConnector, record
 from tests.sync.test_set_based import (
+    assert_set_based_equals_row_path,
     counts,
     database_state,
     demo_records,
     failing_second_debts_copy,
-    forget_everything,
-    run_scenario,
 )
 
 pytestmark = pytest.mark.postgres_only
@@ -62,22 +61,8 @@ def test_pipelined_writes_give_the_row_paths_counts_quarantine_and_database(
     pipelined: list[int], monkeypatch: pytest.MonkeyPatch, batch_size: int
 ) -> None:
     monkeypatch.setattr(services, "BATCH_SIZE", batch_size)
-    agency = AgencyFactory(code="eastcoast")
-
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", False)
-    row_counts = run_scenario(agency)
-    row_state = database_state(agency.id)
-    forget_everything(agency)
-    assert pipelined == []
-
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", True)
-    pipelined_counts = run_scenario(agency)
-    pipelined_state = database_state(agency.id)
-
+    assert_set_based_equals_row_path(AgencyFactory(code="eastcoast"), monkeypatch)
     assert len(pipelined) > 10, "the writes did not go through the writer's thread"
-    assert pipelined_counts == row_counts
-    for part in ("debts", "installments", "quarantined", "debtors"):
-        assert pipelined_state[part] == row_state[part], part
 
 
 def test_the_batch_in_flight_counts_as_written_for_duplicates_and_payment_codes(
