@@ -219,3 +219,43 @@ def test_a_debtor_created_by_another_sync_after_the_batch_was_prepared_sends_the
     assert owners["B-1"] == other_id[0]
     names = dict(db.session.execute(select(Debtor.tax_id, Debtor.name)).all())
     assert names == {AFM: "Μαρία Παπαδοπούλου", OTHER_AFM: "Γιώργος Νικολάου"}
+
+
+def test_a_batch_relying_on_a_debtor_the_batch_before_did_not_write_is_written_the_slow_way(
+    app: Flask, pipelined: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch 1 promised a new debtor id but met another sync's row; batch 2, prepared meanwhile, used the promise."""
+    monkeypatch.setattr(services, "BATCH_SIZE", 1)
+    prepare_batch = set_based.prepare_batch
+    other_id: list[int] = []
+
+    def prepared_then_raced(*args: Any) -> set_based.PreparedBatch:
+        job = prepare_batch(*args)
+        if not other_id:
+            with db.engine_of(app).begin() as other:
+                other_id.append(
+                    other.execute(
+                        text("INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"),
+                        {"tax_id": OTHER_AFM},
+                    ).scalar_one()
+                )
+        return job
+
+    slow_way: list[str] = []
+    write_batch = set_based.write_batch
+
+    def spied_write_batch(cursor: Any, agency_id: int, write: set_based.BatchWrite, synced_at: Any) -> set_based.Written:
+        slow_way.extend(record.external_id for record, _, _, _ in write.good)
+        return write_batch(cursor, agency_id, write, synced_at)
+
+    monkeypatch.setattr(set_based, "prepare_batch", prepared_then_raced)
+    monkeypatch.setattr(set_based, "write_batch", spied_write_batch)
+    agency = AgencyFactory(code="eastcoast")
+    stream = [record("B-1", tax_id=OTHER_AFM), record("B-2", tax_id=OTHER_AFM), record("A-1")]
+    run = sync_agency(agency, ListConnector(stream), now=NOW)
+
+    assert (run.status, run.created) == ("succeeded", 3)
+    assert slow_way == ["B-1", "B-2"]  # A-1 had nothing to do with it
+    owners = dict(db.session.execute(select(Debt.external_id, Debt.debtor_id).where(Debt.agency_id == agency.id)).all())
+    assert owners["B-1"] == owners["B-2"] == other_id[0]
+    assert db.session.scalar(select(func.count()).select_from(Debtor)) == 2
