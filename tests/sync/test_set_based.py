@@ -8,7 +8,7 @@ a sync killed inside a batch's writes leaves nothing of that batch behind.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -21,7 +21,7 @@ from app.extensions import db
 from app.payments.models import Payment
 from app.sync import postgres, services
 from app.sync.models import QuarantinedRecord, SyncRun
-from app.sync.services import content_hash, legacy_content_hash, sync_agency
+from app.sync.services import EARLIER_HASHES, content_hash, legacy_content_hash, sha1_content_hash, sync_agency
 from erp_connectors.base import DebtRecord, InstallmentRecord, RecordError
 from erp_connectors.demo import DemoERP
 from tests.factories import AgencyFactory
@@ -263,9 +263,10 @@ def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_
     assert database_state(broken_agency.id)["installments"] == database_state(clean_agency.id)["installments"]
 
 
+@pytest.mark.parametrize("earlier_hash", [sha1_content_hash, legacy_content_hash], ids=["sha1", "json-sha256"])
 @pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
-def test_a_hash_stored_in_the_old_form_counts_as_unchanged_and_is_replaced(
-    db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool
+def test_a_hash_stored_in_an_earlier_form_counts_as_unchanged_and_is_replaced(
+    db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool, earlier_hash: Callable[[DebtRecord], str]
 ) -> None:
     monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", set_based)
     agency = AgencyFactory()
@@ -273,7 +274,7 @@ def test_a_hash_stored_in_the_old_form_counts_as_unchanged_and_is_replaced(
     sync_agency(agency, ListConnector([record("A-1"), settled]), now=NOW)
     for item in (record("A-1"), settled):
         debt = db.session.scalars(select(Debt).where(Debt.external_id == item.external_id)).one()
-        debt.content_hash = legacy_content_hash(item)  # as a sync before this version stored it
+        debt.content_hash = earlier_hash(item)  # as a sync before this version stored it
     db.session.commit()
 
     run = sync_agency(agency, ListConnector([record("A-1"), settled]), now=NOW + timedelta(days=1))
@@ -281,6 +282,24 @@ def test_a_hash_stored_in_the_old_form_counts_as_unchanged_and_is_replaced(
     assert (run.unchanged, run.updated) == (2, 0)
     rows = db.session.execute(select(Debt.external_id, Debt.content_hash, Debt.synced_at).order_by(Debt.external_id)).all()
     assert [tuple(row) for row in rows] == [("A-1", content_hash(record("A-1")), NOW), ("S-1", content_hash(settled), NOW)]
+    assert len(content_hash(settled)) not in EARLIER_HASHES  # the forms are told apart by length
+
+
+@pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
+def test_a_hash_of_an_earlier_form_that_does_not_match_means_changed(
+    db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool
+) -> None:
+    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", set_based)
+    agency = AgencyFactory()
+    sync_agency(agency, ListConnector([record("A-1")]), now=NOW)
+    debt = db.session.scalars(select(Debt).where(Debt.external_id == "A-1")).one()
+    debt.content_hash = sha1_content_hash(record("A-1", description="What the ERP said before"))
+    db.session.commit()
+
+    run = sync_agency(agency, ListConnector([record("A-1")]), now=NOW + timedelta(days=1))
+
+    assert (run.unchanged, run.updated) == (0, 1)
+    assert db.session.scalars(select(Debt.content_hash)).one() == content_hash(record("A-1"))
 
 
 @pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
@@ -318,6 +337,34 @@ def test_the_content_hash_changes_with_every_field_but_the_update_time(changed: 
     base = record("A-1", tax_id=AFM)
     assert content_hash(replace(base, **changed)) != content_hash(base)
     assert content_hash(replace(base, updated_at=NOW)) == content_hash(base)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ({"principal_minor": 5}, {"principal_minor": "5"}),
+        ({"vehicle_plate": None}, {"vehicle_plate": "None"}),
+        ({"description": "a", "kind": "bc"}, {"description": "ab", "kind": "c"}),
+    ],
+    ids=["int-or-text", "none-or-text", "boundary"],
+)
+def test_the_content_hash_tells_apart_values_that_print_alike(a: dict, b: dict) -> None:
+    base = record("A-1", tax_id=AFM)
+    assert content_hash(replace(base, **a)) != content_hash(replace(base, **b))
+
+
+def test_the_content_hash_depends_on_the_values_not_on_which_objects_hold_them() -> None:
+    shared = "".join(["EC-", "1"])
+    same_object = record(shared, tax_id=AFM, description=shared)
+    equal_objects = record("".join(["EC-", "1"]), tax_id=AFM, description="".join(["EC", "-1"]))
+    assert content_hash(same_object) == content_hash(equal_objects)
+
+
+def test_a_record_marshal_cannot_write_still_gets_a_hash_of_its_own() -> None:
+    base = record("A-1", tax_id=AFM)
+    odd = replace(base, due_date="31/01/2026")  # not a date: such a record is quarantined
+    assert len(content_hash(odd)) == 32
+    assert content_hash(odd) != content_hash(replace(base, due_date="01/02/2026"))
 
 
 @pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
