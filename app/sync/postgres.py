@@ -240,6 +240,11 @@ def close_vanished(
     """Close the agency's open debts whose id is not marked in ``seen`` (one byte per debt id).
 
     Debts an online payment holds are flagged with ``flag_reason`` instead. Returns (closed, flagged).
+    One scan of the agency's open debts finds the vanished ones (usually none); the two updates
+    then touch those alone and test every condition again, so a payment that holds a debt between
+    the scan and the update still keeps it open. The scan runs without JIT: PostgreSQL compiles
+    a query this large (by its estimate) before running it, which took 100 ms, five times the
+    scan itself at 100k debts, for a query run once.
     """
     # CASE, not OR: SQL does not promise to test the bound before get_byte reads past the end.
     not_seen = "CASE WHEN debts.id < %(size)s THEN get_byte(%(seen)s, debts.id) = 0 ELSE true END"
@@ -247,16 +252,18 @@ def close_vanished(
         "(debts.pending_payment_id IS NOT NULL OR EXISTS (SELECT 1 FROM installments"
         " WHERE installments.debt_id = debts.id AND installments.pending_payment_id IS NOT NULL))"
     )
-    parameters = {"agency": agency_id, "seen": seen, "size": len(seen), "now": now, "reason": flag_reason}
+    parameters: dict[str, Any] = {"agency": agency_id, "seen": seen, "size": len(seen), "now": now, "reason": flag_reason}
+    cur.execute("SET LOCAL jit = off")
+    cur.execute(f"SELECT id FROM debts WHERE agency_id = %(agency)s AND status = 'open' AND {not_seen}", parameters)
+    parameters["vanished"] = [debt_id for (debt_id,) in cur.fetchall()]
+    if not parameters["vanished"]:
+        return 0, 0
+    vanished = f"debts.id = ANY(%(vanished)s::int[]) AND debts.status = 'open' AND {not_seen}"
     cur.execute(
         "UPDATE debts SET status = 'cancelled', closed_reason = 'vanished', closed_at = %(now)s"
-        f" WHERE agency_id = %(agency)s AND status = 'open' AND {not_seen} AND NOT {held}",
+        f" WHERE {vanished} AND NOT {held}",
         parameters,
     )
     closed = cur.rowcount
-    cur.execute(
-        "UPDATE debts SET review_reason = %(reason)s"
-        f" WHERE agency_id = %(agency)s AND status = 'open' AND {not_seen} AND {held}",
-        parameters,
-    )
+    cur.execute(f"UPDATE debts SET review_reason = %(reason)s WHERE {vanished} AND {held}", parameters)
     return closed, cur.rowcount

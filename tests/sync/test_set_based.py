@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 
 from app.agencies.models import Agency
 from app.debts.models import Debt, Debtor, Installment
@@ -388,3 +388,63 @@ def test_text_that_copy_must_escape_is_stored_exactly_as_the_erp_sent_it(
     stored = (debt.external_id, debt.debtor.name, debt.description, debt.vehicle_plate, debt.contact_email, debt.contact_phone)
     assert stored == (tricky.external_id, tricky.debtor_name, tricky.description, "ΑΒΓ 1234", None, "+30\t210")
     assert debt.synced_at == NOW and debt.due_date == tricky.due_date
+
+
+class SpyCursor:
+    """A psycopg cursor that records the first word of each statement and may act after one."""
+
+    def __init__(self, cursor: object, after: Callable[[str], None] = lambda query: None) -> None:
+        self._cursor = cursor
+        self._after = after
+        self.statements: list[str] = []
+
+    def execute(self, query: str, parameters: object = None) -> object:
+        result = self._cursor.execute(query, parameters)
+        self.statements.append(query.split()[0])
+        self._after(query)
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._cursor, name)
+
+
+def seen_bitmap(*debt_ids: int) -> bytes:
+    seen = bytearray(max(db.session.scalars(select(Debt.id))) + 1)
+    for debt_id in debt_ids:
+        seen[debt_id] = 1
+    return bytes(seen)
+
+
+@ON_POSTGRESQL
+def test_a_debt_a_payment_holds_after_the_vanished_scan_is_flagged_not_closed(db_session: None) -> None:
+    agency = AgencyFactory()
+    sync_agency(agency, ListConnector([record("KEEP"), record("GONE"), record("HELD-LATE", tax_id=OTHER_AFM)]), now=NOW)
+    ids = dict(db.session.execute(select(Debt.external_id, Debt.id)).all())
+
+    def hold_after_the_scan(query: str) -> None:
+        if query.startswith("SELECT id FROM debts"):  # the scan found HELD-LATE vanished; now a payment takes it
+            payment = Payment(reference="CP-LATE-HOLD", currency="EUR", amount_minor=100, provider="sandbox")
+            db.session.add(payment)
+            db.session.flush()
+            db.session.execute(update(Debt).where(Debt.id == ids["HELD-LATE"]).values(pending_payment_id=payment.id))
+
+    cursor = SpyCursor(postgres.cursor(), hold_after_the_scan)
+    assert postgres.close_vanished(cursor, agency.id, seen_bitmap(ids["KEEP"]), NOW, "held") == (1, 1)
+
+    rows = {
+        external_id: (status, reason, review)
+        for external_id, status, reason, review in db.session.execute(
+            select(Debt.external_id, Debt.status, Debt.closed_reason, Debt.review_reason)
+        )
+    }
+    assert rows == {"KEEP": ("open", None, None), "GONE": ("cancelled", "vanished", None), "HELD-LATE": ("open", None, "held")}
+
+
+@ON_POSTGRESQL
+def test_nothing_vanished_means_one_scan_and_no_update(db_session: None) -> None:
+    agency = AgencyFactory()
+    sync_agency(agency, ListConnector([record("A-1"), record("A-2", tax_id=OTHER_AFM)]), now=NOW)
+    cursor = SpyCursor(postgres.cursor())
+    assert postgres.close_vanished(cursor, agency.id, seen_bitmap(*db.session.scalars(select(Debt.id))), NOW, "held") == (0, 0)
+    assert cursor.statements == ["SET", "SELECT"]
+    assert set(db.session.scalars(select(Debt.status))) == {"open"}
