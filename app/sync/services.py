@@ -214,8 +214,10 @@ EARLIER_HASHES: dict[int, Callable[[DebtRecord], str | None]] = {40: sha1_conten
 
 def stored_hash_matches(stored: str | None, digest: str, record: DebtRecord) -> bool:
     """Whether the hash stored for a debt says the record is unchanged (in any form a version stored)."""
-    if stored is None or stored == digest:
-        return stored is not None
+    if stored is None:
+        return False
+    if stored == digest:
+        return True
     earlier = EARLIER_HASHES.get(len(stored))
     return earlier is not None and stored == earlier(record)
 
