@@ -4,13 +4,14 @@
 
 For each size (demo debtors; each has about 2.5 debts) it runs, each in a fresh child process
 so peak memory is its own: (1) a full sync of the demo ERP into an empty database, (2) a second,
-unchanged sync, (3) a raw COPY of the same records into a bare table. It prints rows/s, the ratio
-sync/COPY (target >= 0.30), repeat/first time (target <= 0.33) and peak RSS per size (target:
-flat within 50 MB between sizes), and how many rows the sync wrote to each table. The database is
-created and dropped by the script. Every pass includes generating the demo records, as a sync
-includes reading its ERP. With ``--trials N`` each size is measured N times, each trial on a fresh
-database, and the figures printed are the trials' medians (a noisy machine moves one trial by
-20 % or more); each trial's own ratios are printed too.
+unchanged sync, (3) a raw COPY of the same records into a bare table, (4) reading the demo ERP
+alone, with no database. It prints rows/s, the ratio sync/COPY (target >= 0.30), repeat/first
+time (target <= 0.33), peak RSS per size (target: flat within 50 MB between sizes), how much the
+repeat and the COPY add per record to reading the ERP, and how many rows the sync wrote to each
+table. The database is created and dropped by the script. Every pass includes generating the
+demo records, as a sync includes reading its ERP. With ``--trials N`` each size is measured N
+times, each trial on a fresh database, and the figures printed are the trials' medians (a noisy
+machine moves one trial by 20 % or more); each trial's own ratios are printed too.
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ def _copy_pass(url: str, debtors: int, queue: multiprocessing.Queue) -> None:
     queue.put({"label": "copy", "rows": rows, "seconds": seconds, "rss_mb": _peak_rss_mb()})
 
 
+def _read_pass(debtors: int, queue: multiprocessing.Queue) -> None:
+    """Reading the demo ERP alone, as every pass does: the least any sync of these records can cost."""
+    from erp_connectors.demo import DemoERP
+
+    start = time.perf_counter()
+    rows = sum(1 for _ in DemoERP("eastcoast", debtors=debtors, as_of=AS_OF).iter_debts())
+    queue.put({"label": "read", "rows": rows, "seconds": time.perf_counter() - start, "rss_mb": _peak_rss_mb()})
+
+
 def _in_child(target, *args) -> dict:  # noqa: ANN001
     queue: multiprocessing.Queue = multiprocessing.Queue()
     process = multiprocessing.Process(target=target, args=(*args, queue))
@@ -108,11 +118,12 @@ def measure(server_url: str, debtors: int) -> dict:
         first = _in_child(_sync_pass, url, debtors, "first")
         repeat = _in_child(_sync_pass, url, debtors, "repeat")
         copy = _in_child(_copy_pass, url, debtors)
+        read = _in_child(_read_pass, debtors)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    return {"debtors": debtors, "first": first, "repeat": repeat, "copy": copy}
+    return {"debtors": debtors, "first": first, "repeat": repeat, "copy": copy, "read": read}
 
 
 def main() -> None:
@@ -161,6 +172,10 @@ def _report(debtors: int, trials: list[dict]) -> None:
           + (f"   trials: {', '.join(f'{r:.2f}' for r in sync_ratios)}" if len(trials) > 1 else ""))  # fmt: skip
     print(f"  ratio repeat/first time: {statistics.median(repeat_ratios):.2f}   (target <= 0.33)"
           + (f"   trials: {', '.join(f'{r:.2f}' for r in repeat_ratios)}" if len(trials) > 1 else ""))  # fmt: skip
+    read_s = median("read", "seconds")
+    print(f"  ERP read    {read_s:8.1f} s  {rows / read_s:9,.0f} rows/s  (generating the demo records alone; every pass "
+          f"includes it): the repeat adds {(repeat_s - read_s) / rows * 1e6:.1f} µs per record to it, "
+          f"the COPY {(copy_s - read_s) / rows * 1e6:.1f} µs")  # fmt: skip
     tables = trials[0]["first"]["tables"]
     print(f"  (the sync wrote {tables['debts']:,} debts, {tables['installments']:,} installments and "
           f"{tables['debtors']:,} debtors, with their indexes and foreign keys; the COPY writes "
