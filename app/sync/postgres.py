@@ -241,8 +241,8 @@ def close_vanished(
 
     Debts an online payment holds are flagged with ``flag_reason`` instead. Returns (closed, flagged).
     One scan of the agency's open debts finds the vanished ones (usually none); the two updates
-    then touch those alone and test every condition again, so a payment that holds a debt between
-    the scan and the update still keeps it open. The scan runs without JIT: PostgreSQL compiles
+    then touch those alone and test their status and hold again, so a payment that holds a debt
+    between the scan and the update still keeps it open. The scan runs without JIT: PostgreSQL compiles
     a query this large (by its estimate) before running it, which took 100 ms, five times the
     scan itself at 100k debts, for a query run once.
     """
@@ -258,7 +258,7 @@ def close_vanished(
     parameters["vanished"] = [debt_id for (debt_id,) in cur.fetchall()]
     if not parameters["vanished"]:
         return 0, 0
-    vanished = f"debts.id = ANY(%(vanished)s::int[]) AND debts.status = 'open' AND {not_seen}"
+    vanished = "debts.id = ANY(%(vanished)s::int[]) AND debts.status = 'open'"
     cur.execute(
         "UPDATE debts SET status = 'cancelled', closed_reason = 'vanished', closed_at = %(now)s"
         f" WHERE {vanished} AND NOT {held}",

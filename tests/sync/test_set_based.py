@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, text
 
 from app.agencies.models import Agency
 from app.debts.models import Debt, Debtor, Installment
@@ -423,10 +423,7 @@ def test_a_debt_a_payment_holds_after_the_vanished_scan_is_flagged_not_closed(db
 
     def hold_after_the_scan(query: str) -> None:
         if query.startswith("SELECT id FROM debts"):  # the scan found HELD-LATE vanished; now a payment takes it
-            payment = Payment(reference="CP-LATE-HOLD", currency="EUR", amount_minor=100, provider="sandbox")
-            db.session.add(payment)
-            db.session.flush()
-            db.session.execute(update(Debt).where(Debt.id == ids["HELD-LATE"]).values(pending_payment_id=payment.id))
+            hold_with_a_payment(agency.id, "HELD-LATE")
 
     cursor = SpyCursor(postgres.cursor(), hold_after_the_scan)
     assert postgres.close_vanished(cursor, agency.id, seen_bitmap(ids["KEEP"]), NOW, "held") == (1, 1)
