@@ -19,10 +19,13 @@ from sqlalchemy import text
 from app import create_app, migrate
 from app.db import Base
 from app.extensions import db
-from tests.databases import NoPostgres, fresh_postgres_database, fresh_sqlite_database, postgres_server
+from tests.databases import BACKEND, NoPostgres, fresh_postgres_database, fresh_sqlite_database, postgres_server
 
-BACKEND = os.environ.get("CIVICPAY_TEST_DB", "sqlite")
 IN_CI = bool(os.environ.get("CI"))
+
+#: Fixture modules every test can use without importing them: the local SMTP server
+#: (``smtp_server``, ``mailbox``). Their helper classes are imported as usual.
+pytest_plugins = ["tests.mail.smtp"]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -165,3 +168,13 @@ def set_limits(app: Flask) -> Iterator[Callable[..., None]]:
     finally:
         app.config.update(saved)
         limiter.reset()
+
+
+@pytest.fixture()
+def fresh_rate_limits() -> Iterator[None]:
+    """Rate-limit counters start and end empty: ids of rolled-back rows come back on SQLite."""
+    from app.extensions import limiter
+
+    limiter.reset()
+    yield
+    limiter.reset()

@@ -25,6 +25,9 @@ from sqlalchemy.engine import make_url
 
 from app.config import normalise_database_url
 
+#: The database the suite runs on: CIVICPAY_TEST_DB=sqlite (the default) or postgresql.
+BACKEND = os.environ.get("CIVICPAY_TEST_DB", "sqlite")
+
 
 class NoPostgres(RuntimeError):
     """No PostgreSQL server could be found or started."""

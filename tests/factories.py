@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
+from stdnum.gr import vat
 
 from app.accounts.models import TaxIdLink, User
 from app.accounts.services import hash_password
@@ -19,6 +21,8 @@ from app.extensions import db
 PASSWORD = "correct horse battery staple"
 #: One argon2 hash for every factory user: hashing is deliberately slow.
 _PASSWORD_HASH = hash_password(PASSWORD)
+#: Stems of new_afm(): random, so AFMs do not repeat across test runs sharing a database.
+_stems = random.Random()
 
 
 class _Base(SQLAlchemyModelFactory):
@@ -210,3 +214,9 @@ def donation_item(**fields) -> CatalogItem:  # noqa: ANN003
     values = {"kind": "donation", "price_minor": None, "min_minor": 500, "max_minor": 50000, "max_per_order": 1}
     values.update(fields)
     return CatalogItemFactory(**values)
+
+
+def new_afm() -> str:
+    """A valid Greek AFM nobody else in the test run uses (a random stem and its check digit)."""
+    stem = f"{_stems.randrange(10_000_000, 100_000_000)}"
+    return stem + vat.calc_check_digit(stem)

@@ -1,4 +1,4 @@
-"""Small helpers shared by tests: CSRF tokens from real pages, logging in through the form."""
+"""Small helpers shared by tests: CSRF tokens from real pages, logging in through the form, codes in messages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from flask.testing import FlaskClient
 
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+_CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 
 
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:
@@ -28,3 +29,10 @@ def log_in(client: FlaskClient, email: str, password: str) -> None:
 def page_text(response) -> str:  # noqa: ANN001 - a test response
     """The response body as text, non-breaking spaces made plain for readable asserts."""
     return response.get_data(as_text=True).replace("\xa0", " ")
+
+
+def code_in(text: str) -> str:
+    """The one 6-digit code in a message's text."""
+    codes = _CODE.findall(text)
+    assert len(codes) == 1, f"expected one 6-digit code in:\n{text}"
+    return codes[0]

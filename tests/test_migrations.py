@@ -13,8 +13,7 @@ from sqlalchemy import inspect
 import app.models  # noqa: F401 - every table on the metadata
 from app import migrate
 from app.db import Base, make_engine
-from tests.conftest import BACKEND
-from tests.databases import fresh_postgres_database, fresh_sqlite_database, postgres_server
+from tests.databases import BACKEND, fresh_postgres_database, fresh_sqlite_database, postgres_server
 
 
 @pytest.fixture()

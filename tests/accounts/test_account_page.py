@@ -14,7 +14,7 @@ from app.extensions import db, limiter
 from app.payments.models import Payment
 from tests.factories import PASSWORD, DebtorFactory, UserFactory, link
 from tests.helpers import csrf_token, log_in, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401
+from tests.mail.smtp import SMTPServer
 
 NEW_PASSWORD = "violet harbour seventeen"
 

@@ -18,7 +18,7 @@ from app.accounts.models import User
 from app.extensions import db
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import csrf_token, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401
+from tests.mail.smtp import SMTPServer
 
 NEW_PASSWORD = "violet harbour seventeen"
 FORGOT = "/password/forgot"

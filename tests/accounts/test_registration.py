@@ -22,7 +22,7 @@ from app.accounts.passwords import MAX_LENGTH, common_passwords, password_proble
 from app.extensions import db
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import csrf_token, log_in, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401
+from tests.mail.smtp import SMTPServer
 
 GOOD_PASSWORD = "tulip orbit canoe lantern"
 CHECK_EMAIL = "/register/check-email"

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from app.audit.append_only import audit_log_unlocked, audit_triggers
 from app.audit.services import record
 from app.extensions import db
-from tests.conftest import BACKEND
+from tests.databases import BACKEND
 from tests.factories import UserFactory
 
 MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0011_treasury_operations.py"

@@ -12,30 +12,12 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Snap, assert_accessible, log_in
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401
-
-PASSWORD = "tulip orbit canoe lantern"
+from tests.e2e.steps import PASSWORD, Snap, assert_accessible, emailed_link, log_in, register
+from tests.mail.smtp import SMTPServer
 
 
 def main_menu_link(page: Page, name: str):  # noqa: ANN201 - a Playwright locator
     return page.get_by_role("navigation", name="Main menu").get_by_role("link", name=name, exact=True)
-
-
-def register(page: Page, email: str, name: str = "Eleni Georgiou", password: str = PASSWORD) -> None:
-    """Fill and send the registration form (the page must be open)."""
-    page.get_by_label("Full name").fill(name)
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_label("Password again").fill(password)
-    page.get_by_label("Language of e-mails and pages").select_option("en")
-    page.get_by_role("button", name="Create account").click()
-
-
-def emailed_link(mailbox: SMTPServer, email: str, containing: str) -> str:
-    """The path of the link in the newest message to ``email``."""
-    mailbox.wait_for(1)
-    return mailbox.to(email)[-1].link_path(containing)
 
 
 def test_register_confirm_log_in_and_edit_the_account(page: Page, mailbox: SMTPServer, snap: Snap) -> None:

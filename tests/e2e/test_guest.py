@@ -14,7 +14,7 @@ from app.debts.models import Debt, Debtor
 from app.domain.references import format_rf
 from app.extensions import db
 from erp_connectors.demo import MARIA_TAX_ID
-from tests.e2e.conftest import CARD_SUCCEEDS, Snap, assert_accessible, fill_card, parse_money
+from tests.e2e.steps import CARD_SUCCEEDS, Snap, assert_accessible, fill_card, parse_money
 
 # Marked e2e by tests/e2e/conftest.py, like every test in this folder.
 pytestmark = pytest.mark.usefixtures("demo_data")

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from erp_connectors.demo import DEMO_AGENCIES
-from tests.e2e.conftest import (
+from tests.e2e.steps import (
     CARD_SUCCEEDS,
     MARIA,
     Snap,

@@ -20,7 +20,7 @@ from app.encryption import decrypt_secret
 from app.extensions import db
 from app.payments.models import Refund
 from erp_connectors.demo import DEMO_AGENCIES
-from tests.e2e.conftest import Snap, assert_accessible, choose_language, log_in
+from tests.e2e.steps import Snap, assert_accessible, choose_language, log_in
 from tests.factories import paid_payment
 
 pytestmark = pytest.mark.usefixtures("demo_data")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from app.catalog.models import CatalogItem, Ticket
 from app.extensions import db
 from app.payments.models import Payment
-from tests.e2e.conftest import CARD_SUCCEEDS, Snap, assert_accessible, fill_card, parse_money
+from tests.e2e.steps import CARD_SUCCEEDS, Snap, assert_accessible, fill_card, parse_money
 
 # Marked e2e by tests/e2e/conftest.py, like every test in this folder.
 pytestmark = pytest.mark.usefixtures("demo_data")
@@ -121,7 +121,7 @@ def test_treasury_adds_an_item_and_lets_a_ticket_in_once_at_the_door(page: Page,
     from app.encryption import decrypt_secret
     from app.guest.services import pay_guest_quote
     from app.payments.providers import CardDetails, get_provider
-    from tests.e2e.conftest import choose_language, log_in
+    from tests.e2e.steps import choose_language, log_in
 
     admin_email, admin_password = "treasury-eastcoast@example.org", "demo-treasury-2026"
     with app.app_context():

@@ -18,11 +18,19 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from erp_connectors.demo import DEMO_AGENCIES, MARIA_TAX_ID
-from tests.e2e.conftest import MARIA, Snap, assert_accessible, choose_language, log_in, tick_first_debt
-from tests.e2e.test_accounts import emailed_link, register
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.e2e.steps import (
+    MARIA,
+    Snap,
+    assert_accessible,
+    choose_language,
+    emailed_link,
+    log_in,
+    register,
+    tick_first_debt,
+)
+from tests.helpers import code_in
+from tests.mail.smtp import SMTPServer
 from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET
-from tests.taxids import code_in, fresh_rate_limits  # noqa: F401 - fixtures
 
 REVIEW_URL = re.compile(r"/checkout/[\w-]+$")
 RECEIPT_URL = re.compile(r"/payments/(CP-[\w-]+)$")

@@ -10,13 +10,13 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from erp_connectors.demo import DEMO_AGENCIES, MARIA_TAX_ID
-from tests.e2e.conftest import Snap, assert_accessible, log_in
+from tests.e2e.steps import Snap, assert_accessible, log_in
 from tests.factories import PASSWORD, UserFactory
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
-from tests.taxids import code_in, fresh_rate_limits  # noqa: F401 - fixtures
+from tests.helpers import code_in
+from tests.mail.smtp import SMTPServer
 
 # Marked e2e by tests/e2e/conftest.py, like every test in this folder.
-pytestmark = pytest.mark.usefixtures("demo_data")
+pytestmark = pytest.mark.usefixtures("demo_data", "fresh_rate_limits")
 
 PROVE_URL = re.compile(r"/tax-ids/(\d+)$")
 CODE_URL = re.compile(r"/tax-ids/\d+/code$")

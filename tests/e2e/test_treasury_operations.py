@@ -20,7 +20,7 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.sync.models import QuarantinedRecord
 from erp_connectors.demo import DEMO_AGENCIES
-from tests.e2e.conftest import Snap, assert_accessible, choose_language, log_in
+from tests.e2e.steps import Snap, assert_accessible, choose_language, log_in
 
 pytestmark = pytest.mark.usefixtures("demo_data")
 

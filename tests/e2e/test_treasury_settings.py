@@ -18,7 +18,7 @@ from app.agencies.models import Agency
 from app.encryption import decrypt_secret
 from app.extensions import db
 from erp_connectors.demo import DEMO_AGENCIES
-from tests.e2e.conftest import Snap, assert_accessible, choose_language, log_in
+from tests.e2e.steps import Snap, assert_accessible, choose_language, log_in
 
 pytestmark = pytest.mark.usefixtures("demo_data")
 

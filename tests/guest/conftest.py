@@ -1,24 +1,17 @@
-"""Fixtures for guest payments: a frozen morning, adjustable limits, and the pages' steps."""
+"""Fixtures for guest payments: a frozen morning, and a debt a guest can pay (steps in steps.py)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import date
 
 import pytest
 import time_machine
 from flask.testing import FlaskClient
 
-from tests.helpers import csrf_token
-
-MORNING = datetime(2026, 3, 1, 8, tzinfo=UTC)  # 10:00 in Athens
-GOOD_CARD = "4242 4242 4242 4242"
-#: The Greek AFM of the fixtures' debtor, and its name: neither may ever reach a guest's page.
-TAX_ID = "147382606"
-DEBTOR_NAME = "Μαρία Παπαδοπούλου"
-REVIEW_URL = re.compile(r"/pay/review/([A-Za-z0-9_-]{43})$")
-RECEIPT_URL = re.compile(r"/pay/receipt/(CP-[0-9A-Z-]+)$")
+from app.debts.models import Debt
+from tests.factories import DebtFactory, DebtorFactory
+from tests.guest.steps import DEBTOR_NAME, MORNING, TAX_ID
 
 
 @pytest.fixture(autouse=True)
@@ -28,31 +21,11 @@ def morning() -> Iterator[time_machine.Traveller]:
         yield traveller
 
 
-def look_up(client: FlaskClient, code: str, factor: str, **environ: str):  # noqa: ANN201 - a response
-    """Submit the code and check detail on /pay."""
-    data = {"code": code, "factor": factor, "csrf_token": csrf_token(client, "/pay")}
-    return client.post("/pay", data=data, environ_overrides=environ or None)
-
-
-def pay(client: FlaskClient, review_path: str, number: str = GOOD_CARD, **extra: str):  # noqa: ANN201
-    """Submit the card form of a review page."""
-    data = {"holder": "A Guest", "number": number, "expiry": "12/30", "cvc": "123"}
-    data.update(extra)
-    data["csrf_token"] = csrf_token(client, review_path)
-    return client.post(review_path, data=data)
-
-
-def review_path(response) -> str:  # noqa: ANN001 - a test response
-    """The review page a successful look-up redirects to."""
-    assert response.status_code == 303, response.get_data(as_text=True)
-    location = response.headers["Location"]
-    assert REVIEW_URL.search(location), location
-    return location
-
-
-def receipt_path(response) -> str:  # noqa: ANN001 - a test response
-    """The receipt page a successful payment redirects to."""
-    assert response.status_code == 303, response.get_data(as_text=True)
-    location = response.headers["Location"]
-    assert RECEIPT_URL.search(location), location
-    return location
+@pytest.fixture()
+def property_fee(client: FlaskClient) -> Debt:
+    """120,00 € due on 31 January: on 1 March it carries 2 × 0.73 % = 1,75 € of surcharge."""
+    debtor = DebtorFactory(tax_id=TAX_ID, name=DEBTOR_NAME)
+    DebtFactory(debtor=debtor, description="Another debt of the same person", principal_minor=5000)
+    return DebtFactory(
+        debtor=debtor, description="Property fee, 14 Aegean Street", principal_minor=12000, due_date=date(2026, 1, 31)
+    )

@@ -26,7 +26,7 @@ from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
 from app.payments.services import pay_quote
 from tests.factories import DebtFactory, DebtorFactory, UserFactory, link
-from tests.guest.conftest import MORNING, TAX_ID
+from tests.guest.steps import MORNING, TAX_ID
 
 GOOD_CARD = CardDetails(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123", holder="G")
 SANDBOX = get_provider("sandbox")

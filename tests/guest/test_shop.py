@@ -14,7 +14,7 @@ from app.checkout.models import Quote
 from app.extensions import db
 from app.payments.models import Payment
 from tests.factories import PASSWORD, AgencyFactory, CatalogItemFactory, UserFactory, donation_item
-from tests.guest.conftest import MORNING, pay, receipt_path, review_path
+from tests.guest.steps import MORNING, pay, receipt_path, review_path
 from tests.helpers import csrf_token, log_in, page_text
 
 HOLDER = [{"key": "holder", "label_el": "Ονοματεπώνυμο", "label_en": "Name on the ticket", "required": True}]

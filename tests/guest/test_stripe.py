@@ -10,10 +10,9 @@ from app.debts.models import Debt
 from app.domain.references import format_rf
 from app.extensions import db
 from app.payments.models import Payment
-from tests.guest.conftest import look_up, review_path
-from tests.guest.test_views import property_fee  # noqa: F401 - fixture
+from tests.guest.steps import look_up, review_path
 from tests.helpers import csrf_token, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.mail.smtp import SMTPServer
 from tests.stripe_server import browser_confirm_card_setup
 
 

@@ -18,7 +18,7 @@ from app.domain.references import format_rf, rf_for_debt
 from app.extensions import db
 from app.payments.models import Payment
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, InstallmentFactory, UserFactory, link
-from tests.guest.conftest import (
+from tests.guest.steps import (
     DEBTOR_NAME,
     MORNING,
     TAX_ID,
@@ -28,17 +28,7 @@ from tests.guest.conftest import (
     review_path,
 )
 from tests.helpers import csrf_token, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
-
-
-@pytest.fixture()
-def property_fee(client: FlaskClient) -> Debt:
-    """120,00 € due on 31 January: on 1 March it carries 2 × 0.73 % = 1,75 € of surcharge."""
-    debtor = DebtorFactory(tax_id=TAX_ID, name=DEBTOR_NAME)
-    DebtFactory(debtor=debtor, description="Another debt of the same person", principal_minor=5000)
-    return DebtFactory(
-        debtor=debtor, description="Property fee, 14 Aegean Street", principal_minor=12000, due_date=date(2026, 1, 31)
-    )
+from tests.mail.smtp import SMTPServer
 
 
 @pytest.fixture()
@@ -159,7 +149,7 @@ def test_a_paid_debt_has_nothing_to_pay(client: FlaskClient) -> None:
     assert "There is nothing left to pay on this payment code" in page_text(response)
 
 
-def test_an_e_mail_copy_of_the_receipt_with_the_pdf(client: FlaskClient, property_fee: Debt, mailbox: SMTPServer) -> None:  # noqa: F811
+def test_an_e_mail_copy_of_the_receipt_with_the_pdf(client: FlaskClient, property_fee: Debt, mailbox: SMTPServer) -> None:
     review = review_path(look_up(client, property_fee.rf_reference, "2606"))
     receipt = receipt_path(pay(client, review, email="Guest@Example.org"))
     assert "A copy of the receipt is on its way to Guest@Example.org." in page_text(client.get(receipt))

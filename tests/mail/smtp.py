@@ -1,7 +1,7 @@
 """A real SMTP server for tests: aiosmtpd on a free loopback port, keeping what it receives.
 
-Not a conftest (fixtures of non-root conftests cannot be shared this way): import the fixtures
-explicitly where they are needed, ``from tests.mail.smtp import mailbox, smtp_server``.
+A fixture plugin: tests/conftest.py lists it in ``pytest_plugins``, so every test can ask for
+``smtp_server`` or ``mailbox`` without importing them (import ``SMTPServer`` for annotations).
 ``mailbox`` points the app's "smtp" backend at the server for one test and restores the
 settings afterwards; tests read links and codes from the messages the server received.
 """

@@ -27,13 +27,7 @@ from app.mail.backends import (
     SMTPBackend,
     backend_from_config,
 )
-from tests.mail.smtp import (  # noqa: F401
-    SMTPServer,
-    free_loopback_port,
-    mailbox,
-    smtp_server,
-    start_smtp_server,
-)
+from tests.mail.smtp import SMTPServer, free_loopback_port, start_smtp_server
 
 
 def a_message(to: str = "maria@example.org") -> EmailMessage:

@@ -20,15 +20,9 @@ from app.outbox.services import deliver_due
 from app.payments.models import Payment, Refund
 from app.payments.refunds import refund_payment
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.mail.smtp import SMTPServer
 from tests.outbox import NOW, RecordingERPServer, debts_known_to_erp, erp_server, open_erp_records, pay, rest_agency
-from tests.payments.test_stripe import (  # noqa: F401 - fixtures and steps of the Stripe tests
-    CARD_OK,
-    call,
-    citizen,
-    pay_both,
-    start_and_enter_card,
-)
+from tests.payments.stripe_steps import CARD_OK, call, pay_both, start_and_enter_card
 from tests.stripe_server import SECRET_KEY
 
 

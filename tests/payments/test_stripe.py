@@ -22,8 +22,9 @@ from app.outbox.models import OutboxMessage
 from app.payments.models import Payment, ProviderCharge, ProviderEvent
 from app.payments.stripe_gateway import IntentState, StripeGateway, payment_intent_params
 from app.payments.stripe_payments import reconcile_stripe_payments
-from tests.factories import PASSWORD, AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
+from tests.factories import PASSWORD, DebtFactory, DebtorFactory, UserFactory, link
 from tests.helpers import csrf_token, log_in, page_text
+from tests.payments.stripe_steps import CARD_OK, call, pay_both, review, start_and_enter_card
 from tests.stripe_server import (
     SECRET_KEY,
     browser_authenticate,
@@ -33,7 +34,6 @@ from tests.stripe_server import (
 )
 
 MORNING = datetime(2026, 3, 1, 8, tzinfo=UTC)
-CARD_OK = "4242 4242 4242 4242"
 CARD_DECLINED = "4000 0000 0000 0341"
 CARD_3DS = "4000 0027 6000 3184"
 
@@ -42,43 +42,6 @@ CARD_3DS = "4000 0027 6000 3184"
 def _morning():  # noqa: ANN202
     with time_machine.travel(MORNING, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture()
-def citizen(client: FlaskClient, stripe_app: Flask) -> dict:
-    """A citizen with one overdue debt at each of two agencies, logged in."""
-    debtor, user = DebtorFactory(), UserFactory(language="en")
-    link(user, debtor)
-    north, south = AgencyFactory(code="north"), AgencyFactory(code="south")
-    water = DebtFactory(agency=north, debtor=debtor, principal_minor=12000, due_date=date(2026, 1, 31))
-    parking = DebtFactory(agency=south, debtor=debtor, principal_minor=4000, due_date=date(2026, 5, 31))
-    ids = {"user": user.id, "debts": (water.id, parking.id), "agencies": (north.id, south.id)}
-    log_in(client, user.email, PASSWORD)  # ends the session: keep plain ids, not objects
-    return ids
-
-
-def review(client: FlaskClient, keys: list[str]) -> str:
-    response = client.post("/checkout", data={"item": keys, "csrf_token": csrf_token(client, "/debts")})
-    assert response.status_code == 303, page_text(client.get("/debts"))
-    return response.headers["Location"]
-
-
-def call(client: FlaskClient, review_url: str, step: str, **body: str):  # noqa: ANN201
-    token = csrf_token(client, review_url)
-    return client.post(f"{review_url}/card/{step}", json=body, headers={"X-CSRFToken": token})
-
-
-def pay_both(client: FlaskClient, citizen: dict) -> str:
-    water, parking = citizen["debts"]
-    return review(client, [f"d{water}", f"d{parking}"])
-
-
-def start_and_enter_card(client: FlaskClient, url: str, review_url: str, number: str, **kwargs: bool) -> str:
-    start = call(client, review_url, "start")
-    assert start.status_code == 200, start.json
-    setup = browser_confirm_card_setup(url, start.json["client_secret"], number, **kwargs)
-    assert setup.get("status") == "succeeded", setup
-    return start.json["payment"]
 
 
 def gateway(url: str) -> StripeGateway:

@@ -15,7 +15,7 @@ from app.outbox.services import deliver_due
 from app.payments.models import Refund
 from app.receipts.services import send_refund_email
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.mail.smtp import SMTPServer
 from tests.outbox import NOW, pay
 
 GREEK_RECEIPT = "Για ερωτήσεις καλέστε 210 1234567 <Δευτέρα–Παρασκευή>."

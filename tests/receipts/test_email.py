@@ -17,7 +17,7 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.outbox.services import deliver_due
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.mail.smtp import SMTPServer
 from tests.outbox import DECLINED_CARD, NOW, pay
 
 @pytest.fixture(autouse=True)

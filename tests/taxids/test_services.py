@@ -16,9 +16,9 @@ from app.extensions import db
 from app.taxids import services
 from app.taxids.services import ClaimNotFound, InvalidTaxId, ProofError
 from app.taxids.sms import FileSMSGateway, RecordingSMSGateway, SMSDeliveryError
-from tests.factories import DebtFactory, DebtorFactory, UserFactory
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
-from tests.taxids import code_in, fresh_rate_limits, new_afm, sms  # noqa: F401 - fixtures
+from tests.factories import DebtFactory, DebtorFactory, UserFactory, new_afm
+from tests.helpers import code_in
+from tests.mail.smtp import SMTPServer
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -17,10 +17,9 @@ from app.db import utcnow
 from app.debts.models import Debtor
 from app.extensions import db
 from app.taxids.sms import RecordingSMSGateway
-from tests.factories import PASSWORD, DebtFactory, DebtorFactory, UserFactory, link
-from tests.helpers import csrf_token, log_in, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
-from tests.taxids import code_in, fresh_rate_limits, new_afm, sms  # noqa: F401 - fixtures
+from tests.factories import PASSWORD, DebtFactory, DebtorFactory, UserFactory, link, new_afm
+from tests.helpers import code_in, csrf_token, log_in, page_text
+from tests.mail.smtp import SMTPServer
 
 _DESTINATION = re.compile(r'name="destination"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="destination"')
 _RADIO = re.compile(r'<input[^>]*type="radio"[^>]*>\s*<label for="[^"]+">([^<]+)</label>')

@@ -1,0 +1,25 @@
+"""Fixtures of the payment tests: a citizen with debts at two agencies, paying through localstripe."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.factories import PASSWORD, AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
+from tests.helpers import log_in
+
+
+@pytest.fixture()
+def citizen(client: FlaskClient, stripe_app: Flask) -> dict:
+    """A citizen with one overdue debt at each of two agencies, logged in."""
+    debtor, user = DebtorFactory(), UserFactory(language="en")
+    link(user, debtor)
+    north, south = AgencyFactory(code="north"), AgencyFactory(code="south")
+    water = DebtFactory(agency=north, debtor=debtor, principal_minor=12000, due_date=date(2026, 1, 31))
+    parking = DebtFactory(agency=south, debtor=debtor, principal_minor=4000, due_date=date(2026, 5, 31))
+    ids = {"user": user.id, "debts": (water.id, parking.id), "agencies": (north.id, south.id)}
+    log_in(client, user.email, PASSWORD)  # ends the session: keep plain ids, not objects
+    return ids
