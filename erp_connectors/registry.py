@@ -22,7 +22,7 @@ def build_connector(agency_code: str, config: Mapping[str, Any]) -> ERPConnector
         )
     # Each connector is imported only when named, so a portal that never reads files never imports that code.
     if kind == "demo":
-        from erp_connectors.demo import demo_connector_factory
+        from erp_connectors.demo.connector import demo_connector_factory
 
         return demo_connector_factory(agency_code, options)
     if kind == "rest":

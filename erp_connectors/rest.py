@@ -10,7 +10,7 @@
         "defaults": {"tax_country": "GR", "currency": "EUR"},
     })
 
-With no options but base_url it speaks the format of the demo ERP server (erp_connectors.demo_server):
+With no options but base_url it speaks the format of the demo ERP server (erp_connectors.demo.server):
 items shaped like record_to_dict, next_link pagination, amounts in minor units, ISO dates.
 """
 

@@ -64,7 +64,7 @@ def test_sync_before_setup_says_what_to_do(app: Flask, db_session: None) -> None
 def test_configure_points_an_agency_at_a_rest_erp(app: Flask, db_session: None, tmp_path) -> None:  # noqa: ANN001
     import json
 
-    from erp_connectors.demo_server import DemoERPServer
+    from erp_connectors.demo.server import DemoERPServer
 
     runner = app.test_cli_runner()
     runner.invoke(args=["demo", "setup"])

@@ -286,8 +286,8 @@ def test_ack_rejected_carries_its_reason_across_processes() -> None:
 def test_connectors_never_import_the_app_or_flask() -> None:
     # A fresh interpreter, because this test process may have imported Flask for other tests.
     script = (
-        "import sys, erp_connectors, erp_connectors.base, erp_connectors.demo, erp_connectors.rest,"
-        " erp_connectors.demo_server, erp_connectors.registry;"
+        "import sys, erp_connectors, erp_connectors.base, erp_connectors.demo, erp_connectors.demo.cli,"
+        " erp_connectors.rest, erp_connectors.registry;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('app', 'flask')))"
     )
     result = subprocess.run(

@@ -23,7 +23,6 @@ import time_machine
 from stdnum import iso11649
 from stdnum.gr import vat as greek_vat
 
-from erp_connectors import demo as demo_module
 from erp_connectors.base import (
     CATEGORIES,
     AckRejected,
@@ -47,6 +46,7 @@ from erp_connectors.demo import (
     demo_connector_factory,
     demo_rf_reference,
 )
+from erp_connectors.demo import stream as demo_stream
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 3, 1)
@@ -471,7 +471,7 @@ def test_iter_debts_after_continues_the_stream_after_a_debt() -> None:
 def test_concurrent_walks_of_a_fresh_data_set_agree() -> None:
     # The first walks index the random stream as they go; they must not trip over each other.
     expected = debts("mountvalley", seed=79, debtors=900)
-    demo_module._INDEXES.pop(("mountvalley", 79), None)
+    demo_stream._INDEXES.pop(("mountvalley", 79), None)
     connector = DemoERP("mountvalley", seed=79, debtors=900, as_of=AS_OF)
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: list(connector.iter_debts()), range(4)))
@@ -481,8 +481,8 @@ def test_concurrent_walks_of_a_fresh_data_set_agree() -> None:
 def test_the_taken_tax_id_bitmap_draws_the_same_debtors_as_the_set(monkeypatch: pytest.MonkeyPatch) -> None:
     expected = debts("eastcoast", seed=80, debtors=300)
     # Big data sets switch from a set of taken AFMs to a bitmap; here from the 20th debtor on.
-    monkeypatch.setattr(demo_module, "_BITMAP_FROM", 20)
-    monkeypatch.setattr(demo_module, "_INDEXES", {})
+    monkeypatch.setattr(demo_stream, "_BITMAP_FROM", 20)
+    monkeypatch.setattr(demo_stream, "_INDEXES", {})
     assert debts("eastcoast", seed=80, debtors=300) == expected
 
 

@@ -15,7 +15,7 @@ import requests
 
 from erp_connectors.base import DebtRecord, PaymentAck, payment_ack_to_dict, record_to_dict
 from erp_connectors.demo import DemoERP
-from erp_connectors.demo_server import DemoERPServer
+from erp_connectors.demo.server import DemoERPServer
 
 AS_OF = date(2026, 3, 1)
 MARIA_TAX_ID = "147382606"

@@ -24,7 +24,7 @@ from erp_connectors.base import (
     RecordError,
     record_to_dict,
 )
-from erp_connectors.demo_server import DemoERPServer
+from erp_connectors.demo.server import DemoERPServer
 from erp_connectors.rest import RestConnector, rest_connector_factory
 
 AS_OF = date(2026, 3, 1)

@@ -25,9 +25,9 @@ from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from erp_connectors.base import AckRejected, DebtRecord, payment_ack_from_dict, record_to_dict
-from erp_connectors.demo import DemoERP
+from erp_connectors.demo.connector import DemoERP
 
-log = logging.getLogger("erp_connectors.demo_server")
+log = logging.getLogger("erp_connectors.demo.server")
 
 #: the largest page a client may ask for
 MAX_PAGE_SIZE = 5_000
@@ -235,7 +235,6 @@ class DemoERPServer:
             message = f"The payment line {ack.line_id} was already recorded."
             return 409, {"status": "already_recorded", "message": message}
         return 201, {"status": "recorded", "line_id": ack.line_id}
-
 
     def _sale(self, body: bytes) -> tuple[int, dict[str, Any]]:
         try:
