@@ -24,8 +24,20 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    register_listeners()
     register_cli(app)
     return app
+
+
+def register_listeners() -> None:
+    """Connect each delivering feature to the events it listens to, and its outbox topics."""
+    from app.erp_writeback import handlers as erp_writeback
+    from app.payments import audit_trail
+    from app.receipts import handlers as receipts
+
+    audit_trail.register()
+    receipts.register()
+    erp_writeback.register()
 
 
 def configure_logging(app: Flask) -> None:
@@ -45,7 +57,10 @@ def register_extensions(app: Flask) -> None:
     from app.i18n import select_locale, select_timezone
     from app.mail import init_mail
 
+    from app import unit_of_work
+
     db.init_app(app)
+    unit_of_work.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
@@ -72,7 +87,7 @@ def register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.api.views import bp as api_bp
     from app.checkout.views import bp as checkout_bp
-    from app.debts.views import bp as debts_bp
+    from app.dashboard.views import bp as dashboard_bp
     from app.guest.views import bp as guest_bp
     from app.main.views import bp as main_bp
     from app.main.views import register_error_pages
@@ -88,7 +103,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
-    app.register_blueprint(debts_bp)
+    app.register_blueprint(dashboard_bp)
     app.register_blueprint(checkout_bp)
     app.register_blueprint(guest_bp)
     app.register_blueprint(payments_bp)
@@ -109,9 +124,10 @@ def register_blueprints(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     """Add the `flask db`, `flask erp`, `flask demo`, `flask api`, `flask outbox` and `flask worker` commands."""
     from app.api.cli import api_cli
+    from app.checkout.cli import payments_cli
     from app.cli import db_cli, demo_cli
-    from app.outbox.cli import outbox_cli, worker_command
-    from app.payments.cli import payments_cli
+    from app.outbox.cli import outbox_cli
+    from app.worker import worker_command
     from app.sync.cli import erp_cli
     from app.treasury.cli import treasury_cli
 

@@ -91,7 +91,7 @@ def _start_session(user: User) -> None:
 def login():  # noqa: ANN201 - a page or a redirect
     """The log-in page; an account whose address is not confirmed yet is turned away."""
     if current_user.is_authenticated:
-        return redirect(url_for("debts.dashboard"))
+        return redirect(url_for("dashboard.show"))
     form = LoginForm()
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
@@ -99,7 +99,7 @@ def login():  # noqa: ANN201 - a page or a redirect
             return render_template("accounts/login.html", form=form, unverified=True), 403
         if user is not None:
             _start_session(user)
-            return redirect(safe_next(form.next.data, url_for("debts.dashboard")), 303)
+            return redirect(safe_next(form.next.data, url_for("dashboard.show")), 303)
         flash(gettext("The e-mail address or password is not right. Please try again."), "error")
     return render_template("accounts/login.html", form=form), 200 if not form.errors else 400
 
@@ -123,7 +123,7 @@ def logout():  # noqa: ANN201 - a redirect
 def register():  # noqa: ANN201 - a page or a redirect
     """Create an account; the same "check your e-mail" page follows whether or not it existed."""
     if current_user.is_authenticated:
-        return redirect(url_for("debts.dashboard"))
+        return redirect(url_for("dashboard.show"))
     form = RegistrationForm()
     if request.method == "GET":
         form.language.data = current_language()

@@ -1,5 +1,4 @@
 """Audit log: an append-only record of every staff action and every change of a payment's status."""
 
-# Importing the package registers the listeners (a payment's status changes are recorded
-# wherever they happen, without the payments package knowing about the audit log).
+# Importing the package makes the log append-only wherever a session is used.
 from app.audit import events as _events  # noqa: F401

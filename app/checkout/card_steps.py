@@ -9,7 +9,7 @@ from flask import flash
 
 from app.checkout.messages import decline_message
 from app.i18n import gettext
-from app.payments.stripe_payments import CardStep
+from app.checkout.payment_flow import CardStep
 
 
 def card_step_body(step: CardStep, *, receipt_url: str, pending_url: str) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from app.db import utcnow
 from app.i18n import gettext
 from app.payments.providers import SANDBOX_CARDS, CardDetails, get_provider
 from app.payments.models import Payment
-from app.payments.services import PaymentDeclined, find_payment_for_quote, pay_quote
+from app.checkout.payment_flow import PaymentDeclined, find_payment_for_quote, pay_quote
 from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
-from app.payments.stripe_payments import (
+from app.checkout.payment_flow import (
     CardStep,
     PaymentInProgress,
     authorize_stripe_payment,
@@ -36,7 +36,7 @@ def select():  # noqa: ANN201 - a redirect
         quote = quote_debts(current_user.id, form.item.data or [], utcnow())
     except CheckoutError as error:
         flash(checkout_message(error), "error")
-        return redirect(url_for("debts.dashboard"), 303)
+        return redirect(url_for("dashboard.show"), 303)
     return redirect(url_for("checkout.review", token=quote.token), 303)
 
 

@@ -1,5 +1,1 @@
-"""Debts: the citizen's dashboard of unpaid debts with today's surcharge."""
-
-from flask import Blueprint
-
-bp = Blueprint("debts", __name__, template_folder="templates")
+"""The debt register: debts, debtors and installments copied from the ERPs, and what is payable today."""

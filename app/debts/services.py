@@ -1,4 +1,4 @@
-"""Queries over debts: what a citizen owes today, item by item, with live surcharges."""
+"""The debt register's queries: what a citizen owes today, item by item, with live surcharges."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from app.agencies.models import Agency
 from app.debts.models import Debt, Debtor, Installment
 from app.domain.surcharges import SurchargeResult, add_months, compute_surcharge
 from app.extensions import db
-from app.sync.services import RefreshOutcome, refresh_user_debts
 
 #: Why an item cannot be selected; the views turn these into sentences.
 BLOCK_NOT_ONLINE = "not_online"
@@ -155,20 +154,6 @@ class Summary:
     saved_by_paying_now_minor: int
 
 
-@dataclass(frozen=True)
-class Dashboard:
-    """A citizen's open items by agency, and how fresh each agency's data is."""
-
-    groups: list[AgencyDebts]
-    #: Per agency id: the refresh outcome (an error means the data shown is as of ``as_of``).
-    freshness: dict[int, RefreshOutcome]
-    #: Totals per currency (one entry for a single-currency portal).
-    summaries: list[Summary]
-    #: The (category, kind) choices the citizen's own debts offer for filtering.
-    categories: list[str]
-    kinds: list[str]
-
-
 def surcharge_next_month(item: PayableItem, now: datetime) -> int:
     """minor units of surcharge the item would carry if paid one month from today."""
     later = add_months(agency_today(item.agency, now), 1)
@@ -202,39 +187,6 @@ def summarise(groups: list[AgencyDebts], now: datetime) -> list[Summary]:
             )
         )
     return summaries
-
-
-def dashboard_for_user(
-    user_id: int, now: datetime, *, category: str | None = None, kind: str | None = None
-) -> Dashboard:
-    """Refresh stale data from the agencies' ERPs (briefly), then list the open items.
-
-    ``category`` and ``kind`` narrow the list (and the totals) to one category or kind.
-    """
-    freshness = refresh_user_debts(user_id, now)
-    groups = open_items_for_user(user_id, now)
-    categories = sorted({item.debt.category for group in groups for item in group.items})
-    kinds = sorted({item.debt.kind for group in groups for item in group.items})
-    if category or kind:
-        groups = [
-            AgencyDebts(
-                agency=group.agency,
-                items=[
-                    item
-                    for item in group.items
-                    if (not category or item.debt.category == category) and (not kind or item.debt.kind == kind)
-                ],
-            )
-            for group in groups
-        ]
-        groups = [group for group in groups if group.items]
-    return Dashboard(
-        groups=groups,
-        freshness=freshness,
-        summaries=summarise(groups, now),
-        categories=categories,
-        kinds=kinds,
-    )
 
 
 def find_user_items(user_id: int, keys: Iterable[str], now: datetime) -> dict[str, PayableItem]:

@@ -44,9 +44,9 @@ from app.mail import MailDeliveryError, build_message
 from app.mail.backends import backend_from_config
 from app.payments.models import Payment, PaymentLine
 from app.payments.providers import CardDetails, CardProvider
-from app.payments.services import claim_quote, complete_payment, find_payment_for_quote
+from app.checkout.payment_flow import claim_quote, complete_payment, find_payment_for_quote
 from app.payments.stripe_gateway import StripeGateway
-from app.payments.stripe_payments import StripeStart, begin_stripe_payment
+from app.checkout.payment_flow import StripeStart, begin_stripe_payment
 from app.receipts.pdf import render_receipt_pdf
 from app.receipts.tickets import render_tickets_pdf
 from app.receipts.services import receipt_qr, verification_url
@@ -262,10 +262,15 @@ def pay_guest_quote(
     quote = guest_quote(token, user_id)
     if quote is None:
         raise CheckoutError("unknown_quote")
-    if payer_email:
-        quote.payer_email = payer_email.strip().lower()  # committed with the claim
     channel = "account" if quote.user_id is not None else "guest"
-    payment = claim_quote(quote, provider_name=provider.name, channel=channel, user_id=quote.user_id, now=now)
+    payment = claim_quote(
+        quote,
+        provider_name=provider.name,
+        channel=channel,
+        user_id=quote.user_id,
+        now=now,
+        payer_email=payer_email.strip().lower() if payer_email else None,
+    )
     return complete_payment(payment, provider, card)
 
 
@@ -386,13 +391,13 @@ def begin_guest_card_payment(
     quote = guest_quote(token, user_id)
     if quote is None:
         raise CheckoutError("unknown_quote")
-    if payer_email:
-        address = payer_email.strip().lower()
-        if not EMAIL_SHAPE.fullmatch(address):
-            raise CheckoutError("bad_email")
-        quote.payer_email = address  # committed with the claim
+    address = payer_email.strip().lower() if payer_email else None
+    if address and not EMAIL_SHAPE.fullmatch(address):
+        raise CheckoutError("bad_email")
     channel = "account" if quote.user_id is not None else "guest"
-    return begin_stripe_payment(quote, user_id=quote.user_id, channel=channel, gateway=gateway, now=now)
+    return begin_stripe_payment(
+        quote, user_id=quote.user_id, channel=channel, gateway=gateway, now=now, payer_email=address
+    )
 
 
 def guest_card_payment(token: str, reference: str, user_id: int | None = None) -> Payment | None:

@@ -33,9 +33,9 @@ from app.guest.services import (
 )
 from app.i18n import gettext
 from app.payments.providers import SANDBOX_CARDS, CardDetails, get_provider
-from app.payments.services import PaymentDeclined
+from app.checkout.payment_flow import PaymentDeclined
 from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
-from app.payments.stripe_payments import (
+from app.checkout.payment_flow import (
     CardStep,
     PaymentInProgress,
     authorize_stripe_payment,

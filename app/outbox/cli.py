@@ -1,18 +1,8 @@
-"""`flask worker` (scheduled syncs and outbox delivery) and `flask outbox list|retry`."""
+"""`flask outbox list|retry`: look at the messages waiting to be delivered, and queue a dead one again."""
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import socket
-import threading
-import time
-from types import FrameType
-from typing import Self
-
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
@@ -20,86 +10,8 @@ from app.agencies.models import Agency
 from app.db import utcnow
 from app.extensions import db
 from app.outbox.models import OUTBOX_STATUSES
-from app.outbox.services import OutboxError, deliver_due, list_messages, retry_message
-from app.payments.stripe_payments import reconcile_stripe_payments
-from app.sync.services import run_due_syncs
-
-log = logging.getLogger("civicpay.worker")
-
-
-class _StopSignal:
-    """SIGTERM/SIGINT ask the worker to stop after the message in hand; a second one forces it."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> Self:
-        for number in (signal.SIGTERM, signal.SIGINT):
-            self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
-
-    def _handle(self, number: int, _frame: FrameType | None) -> None:
-        if self.event.is_set():
-            raise KeyboardInterrupt  # asked twice: stop now, mid-message if need be
-        log.info("%s received: stopping after the current message", signal.Signals(number).name)
-        self.event.set()
-
-
-@click.command("worker")
-@click.option("--once", is_flag=True, help="Run one tick and exit (for cron or tests).")
-@click.option(
-    "--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-    help="Seconds to wait between ticks.",
-)  # fmt: skip
-@click.option(
-    "--batch", type=click.IntRange(min=1), default=20, show_default=True,
-    help="Most outbox messages delivered per tick.",
-)  # fmt: skip
-@with_appcontext
-def worker_command(once: bool, interval: float, batch: int) -> None:
-    """Run scheduled ERP syncs and deliver outbox messages, tick after tick, until stopped.
-
-    All state lives in the database, so a restarted worker carries on where the last one stopped.
-    Several workers may run at once on PostgreSQL (they skip each other's locked messages); on
-    SQLite run one.
-    """
-    name = f"{socket.gethostname()}:{os.getpid()}"
-    failed_ticks = 0
-    with _StopSignal() as stop:
-        log.info("worker %s started (interval %.1f s, batch %d)", name, interval, batch)
-        while not stop.event.is_set():
-            started = time.monotonic()
-            try:
-                _tick(name, batch, stop.event)
-            except Exception:  # noqa: BLE001 - a worker outlives a bad tick (a database restart, say)
-                failed_ticks += 1
-                log.exception("worker %s: the tick failed; trying again next tick", name)
-            finally:
-                db.session.remove()  # give the connection back between ticks
-            if once:
-                break
-            stop.event.wait(max(0.0, interval - (time.monotonic() - started)))
-        log.info("worker %s stopped", name)
-    if once and failed_ticks:
-        raise click.ClickException("The tick failed; see the log above.")
-
-
-def _tick(name: str, batch: int, stop: threading.Event) -> None:
-    """One round: the syncs that are due, card payments pending too long, then the outbox."""
-    synced = run_due_syncs(utcnow())
-    reconciled = None
-    if current_app.config["CARD_PROVIDER"] == "stripe":
-        # Before the outbox: a payment the reconciler finishes has its ERP ack sent this tick.
-        reconciled = reconcile_stripe_payments(utcnow())
-    report = deliver_due(limit=batch, worker=name, should_stop=stop.is_set)
-    if synced or report.handled or (reconciled and reconciled.checked):
-        payments = f"; card payments: {reconciled}" if reconciled and reconciled.checked else ""
-        click.echo(f"{utcnow():%Y-%m-%d %H:%M:%S} UTC  syncs run: {len(synced)}; outbox: {report}{payments}")
+from app.outbox.services import OutboxError, list_messages, retry_message
+from app.unit_of_work import unit_of_work
 
 
 @click.group("outbox", help="Look at and retry the messages waiting to be delivered.")
@@ -145,6 +57,7 @@ def list_command(status: str | None, agency_code: str | None, limit: int) -> Non
 @outbox_cli.command("retry")
 @click.argument("message_id", type=int)
 @with_appcontext
+@unit_of_work()
 def retry_command(message_id: int) -> None:
     """Queue a dead message again, due now (its attempt count is kept)."""
     try:

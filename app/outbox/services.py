@@ -1,15 +1,20 @@
 """The transactional outbox: enqueue with the state change, deliver later, until acknowledged.
 
-"Exactly once" on the ERP's books is at-least-once delivery plus an idempotent acknowledgement:
+The outbox stores and delivers messages by topic and knows none of them: each feature that sends
+something (receipts, ERP write-back, ...) registers its topic with ``register_topic`` and a
+deliverer, and enqueues its messages from an event listener, inside the transaction of the fact
+they describe.
+
+"Exactly once" on the far side is at-least-once delivery plus an idempotent receiver:
 
 * a message is written in the same transaction as its cause (a confirmed payment), so it exists
   if and only if the payment does;
 * ``deliver_due`` takes one message at a time in its own transaction, row-locked with
   ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several workers never hold the same message, calls
-  the ERP, records the outcome and commits;
-* a worker that dies after the ERP recorded a line but before our commit leaves the message
-  pending, and the next attempt sends that line again. The ERP acknowledges by ``line_id`` and
-  treats a repeat as already done, so the repeat is harmless: each line is booked once.
+  the topic's deliverer, records the outcome and commits;
+* a worker that dies after the far side took a message but before our commit leaves the message
+  pending, and the next attempt sends it again; deliverers send keys (an ERP line id) that let the
+  receiver treat a repeat as already done.
 
 SQLite has no row locks (``with_for_update`` compiles to nothing there): run a single worker.
 """
@@ -27,31 +32,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from app.accounts.models import User
-from app.agencies.models import Agency
-from app.checkout.models import Quote
 from app.db import utcnow
 from app.extensions import db
-from app.mail import MailDeliveryError
 from app.outbox.models import OutboxMessage
-from app.payments.models import Payment, PaymentLine, Refund
-from app.sync.services import build_connector
-from erp_connectors.base import (
-    AckRejected,
-    ERPConnector,
-    PaymentAck,
-    payment_ack_from_dict,
-    payment_ack_to_dict,
-)
+from app.unit_of_work import commit_early
 
 log = logging.getLogger("civicpay.outbox")
-
-TOPIC_ERP_PAYMENT_ACK = "erp_payment_ack"
-TOPIC_RECEIPT_EMAIL = "receipt_email"
-TOPIC_ERP_REFUND_ACK = "erp_refund_ack"
-TOPIC_REFUND_EMAIL = "refund_email"
-#: A catalog item (ticket, permit, donation) sold online, told to the agency's ERP for its books.
-TOPIC_ERP_SALE_ACK = "erp_sale_ack"
 
 #: The first retry waits this long; each further one twice as long as the one before.
 FIRST_RETRY_DELAY = timedelta(seconds=30)
@@ -95,12 +81,81 @@ class DeliveryReport:
         return f"{self.delivered} delivered, {self.retried} to retry, {self.dead} dead"
 
 
-class _Transient(Exception):
-    """A failure worth another try later."""
+class RetryLater(Exception):
+    """Raised by a deliverer: the far side failed in a way worth another try later (it is down)."""
 
 
-class _Permanent(Exception):
-    """A failure no retry will cure."""
+class GiveUp(Exception):
+    """Raised by a deliverer: no retry will cure this (the far side refused); the message is dead."""
+
+
+Deliverer = Callable[[OutboxMessage, "DeliveryContext"], None]
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A kind of message and the function that carries one out."""
+
+    name: str
+    deliver: Deliverer
+    #: Shown to staff in the treasury's operations page; a short noun phrase.
+    label: str
+
+
+#: The registered topics, by name; filled by each sending feature's ``register()``.
+_TOPICS: dict[str, Topic] = {}
+
+
+def register_topic(name: str, deliver: Deliverer, *, label: str) -> None:
+    """Let messages of topic ``name`` be enqueued, and have ``deliver`` carry each one out.
+
+    ``deliver(message, context)`` returns when the far side took the message, raises
+    ``RetryLater`` when it may take it later, and ``GiveUp`` when it never will. Registering the
+    same topic again with the same deliverer changes nothing; with another one is a mistake.
+    """
+    known = _TOPICS.get(name)
+    if known is not None and known.deliver is not deliver:
+        raise OutboxError(f"The outbox topic {name!r} is already delivered by {known.deliver.__qualname__}.")
+    _TOPICS[name] = Topic(name, deliver, label)
+
+
+def registered_topics() -> dict[str, Topic]:
+    """The topics the outbox can deliver, by name."""
+    return dict(_TOPICS)
+
+
+class DeliveryContext:
+    """What one ``deliver_due`` call shares among its deliveries: resources opened once per call.
+
+    A deliverer keeps, say, one ERP connection per agency with ``resource(key, open)``; the
+    outbox closes each resource that has a ``close()`` when the call ends, or at once on
+    ``discard(key)`` (a connection that misbehaved).
+    """
+
+    def __init__(self, worker: str = "") -> None:
+        self.worker = worker
+        self._resources: dict[Any, Any] = {}
+
+    def resource(self, key: Any, open_resource: Callable[[], Any]) -> Any:
+        """The resource kept under ``key``, opened with ``open_resource()`` the first time."""
+        if key not in self._resources:
+            self._resources[key] = open_resource()
+        return self._resources[key]
+
+    def discard(self, key: Any) -> None:
+        """Close and forget the resource under ``key``, if any; the next use opens a fresh one."""
+        _close(self._resources.pop(key, None))
+
+    def close(self) -> None:
+        """Close every resource kept."""
+        while self._resources:
+            _close(self._resources.popitem()[1])
+
+
+def _close(resource: Any) -> None:
+    close = getattr(resource, "close", None)
+    if close is not None:
+        close()
 
 
 def _set_status(message: OutboxMessage, status: str) -> None:
@@ -117,7 +172,10 @@ def enqueue(
 
     The caller commits. The unique index on ``key`` is the last guard should two transactions
     race past the check; callers that matter (``confirm_payment``) already hold a row lock.
+    Only a registered topic is accepted: a message nobody can deliver is a programming error.
     """
+    if topic not in _TOPICS:
+        raise OutboxError(f"No deliverer is registered for the outbox topic {topic!r}.")
     if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
         return None
     message = OutboxMessage(
@@ -134,68 +192,6 @@ def enqueue(
     return message
 
 
-def enqueue_payment_acks(payment: Payment) -> list[OutboxMessage]:
-    """One ERP acknowledgement message per agency the payment paid; call before its commit."""
-    if payment.completed_at is None:
-        raise ValueError(f"Payment {payment.reference} has no completion time; it cannot be acknowledged yet.")
-    lines_by_agency: dict[int, list[dict[str, Any]]] = {}
-    agencies: dict[int, Agency] = {}
-    for line in payment.lines:
-        if line.item_id is not None:
-            _enqueue_sale_ack(payment, line)
-            continue
-        agencies[line.agency_id] = line.agency
-        assert line.debt is not None
-        ack = PaymentAck(
-            line_id=f"{payment.reference}:{line.id}",
-            payment_reference=payment.reference,
-            external_id=line.debt.external_id,
-            installment_number=line.installment.number if line.installment is not None else None,
-            principal_minor=line.principal_minor,
-            surcharge_minor=line.surcharge_minor,
-            currency=payment.currency,
-            paid_at=payment.completed_at,
-        )
-        lines_by_agency.setdefault(line.agency_id, []).append(payment_ack_to_dict(ack))
-    messages = []
-    for agency_id, lines in lines_by_agency.items():
-        message = enqueue(
-            topic=TOPIC_ERP_PAYMENT_ACK,
-            key=f"{TOPIC_ERP_PAYMENT_ACK}:{payment.reference}:{agencies[agency_id].code}",
-            payload={
-                "payment_reference": payment.reference,
-                "paid_at": payment.completed_at.isoformat(),
-                "lines": lines,
-            },
-            agency_id=agency_id,
-            now=payment.completed_at,
-        )
-        if message is not None:
-            messages.append(message)
-    return messages
-
-
-def _enqueue_sale_ack(payment: Payment, line: PaymentLine) -> None:
-    """One message per sold item line: the ERP books the revenue; idempotent by the line id."""
-    assert line.item is not None and payment.completed_at is not None
-    line_id = f"{payment.reference}:{line.id}"
-    enqueue(
-        topic=TOPIC_ERP_SALE_ACK,
-        key=f"{TOPIC_ERP_SALE_ACK}:{line_id}",
-        payload={
-            "line_id": line_id,
-            "payment_reference": payment.reference,
-            "item_code": line.item.code,
-            "quantity": line.quantity,
-            "amount_minor": line.amount_minor,
-            "currency": payment.currency,
-            "paid_at": payment.completed_at.isoformat(),
-        },
-        agency_id=line.agency_id,
-        now=payment.completed_at,
-    )
-
-
 def retry_delay(attempts: int, jitter: float | None = None) -> timedelta:
     """How long to wait after the given number of failed attempts: 30 s doubling, at most 1 h, ±10 %.
 
@@ -210,146 +206,6 @@ def retry_delay(attempts: int, jitter: float | None = None) -> timedelta:
 
 def _max_attempts() -> int:
     return int(current_app.config.get("OUTBOX_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
-
-
-def enqueue_receipt_email(payment: Payment) -> OutboxMessage | None:
-    """The e-mailed receipt of a succeeded payment, if its payer has an address that wants it.
-
-    The payload names only the payment: the address is looked up when the message is sent, so
-    an account deleted meanwhile gets nothing.
-    """
-    if receipt_recipient(payment) is None or payment.completed_at is None:
-        return None
-    return enqueue(
-        topic=TOPIC_RECEIPT_EMAIL,
-        key=f"{TOPIC_RECEIPT_EMAIL}:{payment.reference}",
-        payload={"payment_reference": payment.reference},
-        agency_id=None,
-        now=payment.completed_at,
-    )
-
-
-def enqueue_refund_messages(payment: Payment, refund: Refund) -> None:
-    """Tell the agency's ERP of a refund, and the payer by e-mail; call before the refund's commit."""
-    done_at = refund.completed_at or utcnow()
-    enqueue(
-        topic=TOPIC_ERP_REFUND_ACK,
-        key=f"{TOPIC_ERP_REFUND_ACK}:{refund.reference}",
-        payload={
-            "refund_reference": refund.reference,
-            "payment_reference": payment.reference,
-            "amount_minor": refund.amount_minor,
-            "currency": refund.currency,
-            "reopened_debts": refund.reopened_debts,
-            "refunded_at": done_at.isoformat(),
-        },
-        agency_id=refund.agency_id,
-        now=done_at,
-    )
-    if receipt_recipient(payment) is not None or _guest_address(payment):
-        enqueue(
-            topic=TOPIC_REFUND_EMAIL,
-            key=f"{TOPIC_REFUND_EMAIL}:{refund.reference}",
-            payload={"refund_reference": refund.reference},
-            agency_id=None,
-            now=done_at,
-        )
-
-
-def _guest_address(payment: Payment) -> str | None:
-    if payment.user_id is not None or payment.quote_id is None:
-        return None
-    return db.session.scalar(select(Quote.payer_email).where(Quote.id == payment.quote_id))
-
-
-def receipt_recipient(payment: Payment) -> tuple[str, str | None] | None:
-    """(address, preferred language or None) a payment's receipt goes to, or None."""
-    if payment.user_id is not None:
-        user = db.session.get(User, payment.user_id)
-        if user is None or user.deleted_at is not None or not user.notify_email or user.email_verified_at is None:
-            return None
-        return user.email, user.language
-    guest_email = getattr(payment, "payer_email", None)
-    if guest_email:
-        return guest_email, None
-    return None
-
-
-def _deliver_refund_email(message: OutboxMessage) -> None:
-    """E-mail the payer that money came back; raises _Transient or _Permanent."""
-    refund = db.session.scalar(select(Refund).where(Refund.reference == message.payload.get("refund_reference")))
-    if refund is None or refund.status != "succeeded":
-        raise _Permanent(f"There is no succeeded refund {message.payload.get('refund_reference')!r}.")
-    payment = db.session.get(Payment, refund.payment_id)
-    assert payment is not None
-    recipient = receipt_recipient(payment)
-    guest = _guest_address(payment)
-    if recipient is None and guest is None:
-        return
-    address, language = recipient if recipient is not None else (guest, None)
-    languages = current_app.config["LANGUAGES"]
-    try:
-        from app.receipts.services import send_refund_email
-
-        send_refund_email(refund, payment, address, language if language in languages else languages[0])
-    except MailDeliveryError as error:
-        raise _Transient(f"The refund e-mail could not be sent: {error}") from None
-
-
-def _deliver_to_connector(
-    message: OutboxMessage, connectors: dict[int, ERPConnector], method: str, what: str, reference_key: str
-) -> None:
-    """Hand the message's payload to the connector's ``method`` (acknowledge_refund, acknowledge_sale).
-
-    A connector without the method gets a dead letter that tells staff to book ``what`` by hand.
-    """
-    agency = db.session.get(Agency, message.agency_id) if message.agency_id is not None else None
-    if agency is None:
-        raise _Permanent("The message names no agency, so there is no ERP to tell.")
-    connector = connectors.get(agency.id)
-    if connector is None:
-        connector = connectors[agency.id] = build_connector(agency)
-    call = getattr(connector, method, None)
-    if call is None:
-        raise _Permanent(
-            f"The ERP connector of {agency.code} cannot take {what}s: book {what} "
-            f"{message.payload.get(reference_key)} in the ERP by hand, then mark this message done."
-        )
-    try:
-        call(dict(message.payload))
-    except AckRejected as error:
-        raise _Permanent(f"The ERP of {agency.code} refused the {what}: {error.reason}") from None
-    except ConnectionError as error:
-        raise _Transient(f"The ERP of {agency.code} could not be reached: {error}") from None
-
-
-def _deliver_refund_ack(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
-    """Tell the ERP of a refund through its connector's acknowledge_refund, where it has one."""
-    _deliver_to_connector(message, connectors, "acknowledge_refund", "refund", "refund_reference")
-
-
-def _deliver_sale_ack(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
-    """Tell the ERP of a catalog sale through its connector's acknowledge_sale, where it has one."""
-    _deliver_to_connector(message, connectors, "acknowledge_sale", "sale", "line_id")
-
-
-def _deliver_receipt(message: OutboxMessage) -> None:
-    """E-mail the receipt with its PDF; raises _Transient or _Permanent."""
-    reference = message.payload.get("payment_reference")
-    payment = db.session.scalar(select(Payment).where(Payment.reference == reference))
-    if payment is None or payment.status == "failed":
-        raise _Permanent(f"There is no succeeded payment {reference!r} to send a receipt for.")
-    recipient = receipt_recipient(payment)
-    if recipient is None:
-        return  # the payer deleted the account or turned e-mails off meanwhile: nothing to send
-    address, language = recipient
-    languages = current_app.config["LANGUAGES"]
-    try:
-        from app.receipts.services import send_receipt_email  # the receipts feature imports payments
-
-        send_receipt_email(payment, address, language if language in languages else languages[0])
-    except MailDeliveryError as error:
-        raise _Transient(f"The receipt e-mail could not be sent: {error}") from None
 
 
 def _next_due(now: datetime, skip_agencies: set[int]) -> OutboxMessage | None:
@@ -379,31 +235,32 @@ def deliver_due(
 
     ``now`` fixes the clock (tests); by default each message is taken at the current time.
     ``should_stop`` is asked before each message, so a stopping worker finishes the one in hand.
-    Once an agency's ERP fails, its other messages wait for the next call: a down ERP costs one
-    timeout per call, not one per message, and never holds up the other agencies.
+    Once an agency's message must be retried (its ERP is down, say), the agency's other messages
+    wait for the next call: a down system costs one timeout per call, not one per message, and
+    never holds up the other agencies.
     """
     report = DeliveryReport()
-    connectors: dict[int, ERPConnector] = {}
-    failing_agencies: set[int] = set()
+    context = DeliveryContext(worker)
+    waiting_agencies: set[int] = set()
     try:
         while report.handled < limit and not (should_stop and should_stop()):
             moment = now or utcnow()
-            message = _next_due(moment, failing_agencies)
+            message = _next_due(moment, waiting_agencies)
             if message is None:
                 db.session.rollback()  # end the read-only transaction; nothing is due
                 break
             try:
-                _deliver(message, connectors)
-            except _Permanent as error:
+                _deliver(message, context)
+            except GiveUp as error:
                 _set_status(message, "dead")
                 message.attempts += 1
                 message.last_error = _clean(str(error))
                 report.dead += 1
                 log.error("%soutbox message %s (%s) is dead: %s", _who(worker), message.id, message.key, error)
-            except _Transient as error:
+            except RetryLater as error:
                 _record_failure(message, str(error), moment, report, worker)
                 if message.agency_id is not None:
-                    failing_agencies.add(message.agency_id)
+                    waiting_agencies.add(message.agency_id)
             else:
                 _set_status(message, "delivered")
                 message.attempts += 1
@@ -411,13 +268,28 @@ def deliver_due(
                 message.last_error = None
                 report.delivered += 1
                 log.info("%soutbox message %s (%s) delivered", _who(worker), message.id, message.key)
-            db.session.commit()
+            # One message, one transaction: its outcome stands before the next one is taken.
+            commit_early("each delivered message is recorded before the next is taken")
     finally:
-        for connector in connectors.values():
-            close = getattr(connector, "close", None)  # the REST connector pools connections
-            if close is not None:
-                close()
+        context.close()
     return report
+
+
+def _deliver(message: OutboxMessage, context: DeliveryContext) -> None:
+    """Carry out one message through its topic's deliverer; raises RetryLater or GiveUp."""
+    topic = _TOPICS.get(message.topic)
+    if topic is None:
+        raise GiveUp(f"No handler delivers messages of topic {message.topic!r}.")
+    try:
+        topic.deliver(message, context)
+    except (RetryLater, GiveUp):
+        raise
+    except Exception as error:
+        # A bug or an unexpected answer: retry, but shout.
+        log.exception("unexpected failure delivering outbox message %s (%s)", message.id, message.key)
+        raise RetryLater(
+            f"An unexpected {type(error).__name__} happened while delivering this message; see the worker's log."
+        ) from None
 
 
 def _who(worker: str) -> str:
@@ -450,54 +322,11 @@ def _clean(text: str) -> str:
     return text if len(text) <= _LONGEST_ERROR else text[: _LONGEST_ERROR - 1] + "…"
 
 
-def _deliver(message: OutboxMessage, connectors: dict[int, ERPConnector]) -> None:
-    """Carry out one message; raises _Transient or _Permanent when it did not go through."""
-    if message.topic == TOPIC_RECEIPT_EMAIL:
-        _deliver_receipt(message)
-        return
-    if message.topic == TOPIC_REFUND_EMAIL:
-        _deliver_refund_email(message)
-        return
-    if message.topic == TOPIC_ERP_REFUND_ACK:
-        _deliver_refund_ack(message, connectors)
-        return
-    if message.topic == TOPIC_ERP_SALE_ACK:
-        _deliver_sale_ack(message, connectors)
-        return
-    if message.topic != TOPIC_ERP_PAYMENT_ACK:
-        raise _Permanent(f"No handler delivers messages of topic {message.topic!r}.")
-    agency = db.session.get(Agency, message.agency_id) if message.agency_id is not None else None
-    if agency is None:
-        raise _Permanent("The message names no agency, so there is no ERP to tell.")
-    try:
-        acks = [payment_ack_from_dict(line) for line in message.payload.get("lines", [])]
-    except (KeyError, TypeError, ValueError) as error:
-        raise _Permanent(f"The stored acknowledgement cannot be read: {error}") from None
-    try:
-        connector = connectors.get(agency.id)
-        if connector is None:
-            connector = connectors[agency.id] = build_connector(agency)
-        for ack in acks:
-            # One line at a time: the ERP is idempotent by line_id, so after a failure halfway
-            # the next attempt repeats the lines already booked and the ERP ignores them.
-            connector.acknowledge(ack)
-    except AckRejected as error:
-        raise _Permanent(f"The ERP of {agency.code} refused the acknowledgement: {error.reason}") from None
-    except ConnectionError as error:
-        raise _Transient(f"The ERP of {agency.code} could not be reached: {error}") from None
-    except Exception as error:  # noqa: BLE001 - a bug or an unexpected answer: retry, but shout
-        log.exception("unexpected failure delivering outbox message %s (%s)", message.id, message.key)
-        broken = connectors.pop(agency.id, None)  # a fresh connector next time, in case it is the culprit
-        if broken is not None and hasattr(broken, "close"):
-            broken.close()
-        raise _Transient(
-            f"An unexpected {type(error).__name__} happened while telling the ERP of {agency.code}; "
-            "see the worker's log."
-        ) from None
-
-
 def retry_message(message_id: int, now: datetime) -> OutboxMessage:
-    """Put a dead (or waiting) message back in the queue, due now; its attempt count is kept."""
+    """Put a dead (or waiting) message back in the queue, due now; its attempt count is kept.
+
+    The caller commits (the ``flask outbox retry`` command's unit of work).
+    """
     message = db.session.scalars(
         select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
     ).first()
@@ -509,7 +338,6 @@ def retry_message(message_id: int, now: datetime) -> OutboxMessage:
         raise OutboxError(f"Outbox message {message_id} was already delivered; there is nothing to retry.")
     _set_status(message, "pending")
     message.next_attempt_at = now
-    db.session.commit()
     log.info("outbox message %s (%s) queued again by hand", message.id, message.key)
     return message
 

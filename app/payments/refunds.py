@@ -16,14 +16,15 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from app import events
 from app.agencies.models import Agency
 from app.catalog.services import void_tickets
 from app.db import utcnow
 from app.extensions import db
-from app.outbox.services import enqueue_refund_messages
 from app.payments.models import Payment, PaymentLine, ProviderCharge, Refund
 from app.payments.services import lock_payment
 from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
+from app.unit_of_work import commit_early
 
 log = logging.getLogger("civicpay.payments.refunds")
 
@@ -119,7 +120,7 @@ def refund_payment(
         created_at=now,
     )
     db.session.add(refund)
-    db.session.commit()  # the amount is held before the provider hears of it
+    commit_early("the amount is held before the provider hears of it")
     refund_id, provider = refund.id, payment.provider
 
     try:
@@ -186,7 +187,7 @@ def _finish(
     if not succeeded:
         refund.status = "failed"
         refund.failure_code = failure_code
-        db.session.commit()
+        commit_early("the provider's refusal is recorded at once, releasing the amount it held")
         log.warning("refund %s of payment %s failed: %s", refund.reference, payment.reference, failure_code)
         return refund
     refund.status = "succeeded"
@@ -206,8 +207,9 @@ def _finish(
     if agency is not None and agency.reopen_debts_on_refund and share.available_minor == 0:
         _reopen_debts(payment, refund.agency_id)
         refund.reopened_debts = True
-    enqueue_refund_messages(payment, refund)
-    db.session.commit()
+    # The ERP write-back and the payer's e-mail are written in this transaction by their listeners.
+    events.refund_made.send(refund, payment=payment)
+    commit_early("money went back: its record stands before anything else can fail")
     log.info("refund %s of payment %s: %d minor units", refund.reference, payment.reference, refund.amount_minor)
     return refund
 

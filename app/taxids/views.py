@@ -157,7 +157,7 @@ def _proven(link_id: int):  # noqa: ANN202 - a redirect
         ),
         "success",
     )
-    return redirect(url_for("debts.dashboard"), 303)
+    return redirect(url_for("dashboard.show"), 303)
 
 
 @bp.route("/tax-ids/<int:link_id>/code", methods=["GET", "POST"])

@@ -62,7 +62,8 @@ from app.extensions import db
 from app.i18n import gettext
 from app.mail import MailDeliveryError, send_mail
 from app.outbox.models import OutboxMessage
-from app.outbox.services import TOPIC_ERP_PAYMENT_ACK, TOPIC_ERP_REFUND_ACK, TOPIC_ERP_SALE_ACK, TOPIC_RECEIPT_EMAIL
+from app.erp_writeback.handlers import TOPIC_ERP_PAYMENT_ACK, TOPIC_ERP_REFUND_ACK, TOPIC_ERP_SALE_ACK
+from app.receipts.handlers import TOPIC_RECEIPT_EMAIL
 from app.payments.models import Payment, PaymentLine, ProviderCharge, Refund
 from app.treasury.models import ROLES, StaffInvitation, StaffMembership, StaffRecoveryCode, role_at_least
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from app.agencies.models import Agency
 from app.extensions import db
 from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway, agency_webhook_secret
-from app.payments.stripe_payments import handle_stripe_event
+from app.checkout.payment_flow import handle_stripe_event
 from app.webhooks import bp
 
 log = logging.getLogger("civicpay.webhooks")

@@ -84,7 +84,7 @@ def test_no_user_sees_another_users_debts_quotes_or_receipts(client: FlaskClient
 
     from app.checkout.services import quote_debts
     from app.payments.providers import CardDetails
-    from app.payments.services import pay_quote
+    from app.checkout.payment_flow import pay_quote
 
     alice_debtor, bob_debtor = DebtorFactory(), DebtorFactory()
     alice, bob = UserFactory(), UserFactory()

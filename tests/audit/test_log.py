@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 from app.audit.models import AuditEntry
 from app.audit.services import AuditLogIsAppendOnly, record
 from app.extensions import db
-from app.payments.services import fail_payment
+from app.checkout.payment_flow import fail_payment
 from tests.factories import AgencyFactory, DebtFactory, UserFactory, paid_payment
 
 

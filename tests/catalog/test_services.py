@@ -24,10 +24,11 @@ from app.checkout.services import CheckoutError, quote_item
 from app.extensions import db
 from app.guest.services import pay_guest_quote
 from app.outbox.models import OutboxMessage
-from app.outbox.services import TOPIC_ERP_SALE_ACK, deliver_due
+from app.erp_writeback.handlers import TOPIC_ERP_SALE_ACK
+from app.outbox.services import deliver_due
 from app.payments.models import Payment
 from app.payments.refunds import refund_payment
-from app.payments.services import PaymentDeclined
+from app.checkout.payment_flow import PaymentDeclined
 from tests.factories import AgencyFactory, CatalogItemFactory, UserFactory, donation_item
 from tests.outbox import DECLINED_CARD, GOOD_CARD, NOW, SANDBOX, erp_server, rest_agency
 
@@ -299,14 +300,14 @@ def test_a_connector_that_cannot_take_sales_leaves_a_dead_letter_that_says_what_
     app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.db import utcnow
-    from app.outbox import services as outbox_services
+    from app.erp_writeback import handlers as erp_writeback
     from app.outbox.services import enqueue
 
     class PaymentsOnlyConnector:
         def acknowledge(self, ack: object) -> None:  # pragma: no cover - not called here
             raise AssertionError("a sale is not a payment of a debt")
 
-    monkeypatch.setattr(outbox_services, "build_connector", lambda agency: PaymentsOnlyConnector())
+    monkeypatch.setattr(erp_writeback, "build_connector", lambda agency: PaymentsOnlyConnector())
     agency = AgencyFactory(code="legacy")
     enqueue(topic=TOPIC_ERP_SALE_ACK, key="k", payload={"line_id": "CP-X:7"}, agency_id=agency.id, now=utcnow())
     db.session.commit()

@@ -78,7 +78,7 @@ def test_a_debt_being_paid_cannot_be_quoted_again(citizen) -> None:  # noqa: ANN
     first = DebtFactory(debtor=debtor)
     quote = quote_debts(user.id, [f"d{first.id}"], NOW)
     from app.payments.providers import get_provider
-    from app.payments.services import start_payment
+    from app.checkout.payment_flow import start_payment
 
     start_payment(user.id, quote.token, get_provider("sandbox"), NOW)
     with pytest.raises(CheckoutError) as error:

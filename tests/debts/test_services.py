@@ -81,7 +81,7 @@ def test_categories_the_agency_keeps_offline_are_not_selectable(db_session: None
 
 
 def test_summary_totals_and_what_paying_today_saves(db_session: None) -> None:
-    from app.debts.services import dashboard_for_user
+    from app.dashboard.services import dashboard_for_user
 
     debtor, user = DebtorFactory(), UserFactory()
     link(user, debtor)
@@ -97,7 +97,7 @@ def test_summary_totals_and_what_paying_today_saves(db_session: None) -> None:
 
 
 def test_dashboard_filters_by_category_and_kind(db_session: None) -> None:
-    from app.debts.services import dashboard_for_user
+    from app.dashboard.services import dashboard_for_user
 
     debtor, user = DebtorFactory(), UserFactory()
     link(user, debtor)

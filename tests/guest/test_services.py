@@ -24,7 +24,7 @@ from app.guest.services import (
 )
 from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
-from app.payments.services import pay_quote
+from app.checkout.payment_flow import pay_quote
 from tests.factories import DebtFactory, DebtorFactory, UserFactory, link
 from tests.guest.steps import MORNING, TAX_ID
 

@@ -13,9 +13,9 @@ from app.checkout.services import quote_debts
 from app.debts.models import Debt, Debtor
 from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
-from app.payments.services import pay_quote
+from app.checkout.payment_flow import pay_quote
 from erp_connectors.base import DebtRecord
-from erp_connectors.demo_server import DemoERPServer
+from erp_connectors.demo.server import DemoERPServer
 from tests.factories import AgencyFactory, DebtFactory
 
 NOW = datetime(2026, 3, 1, 10, tzinfo=UTC)

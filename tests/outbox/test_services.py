@@ -18,12 +18,12 @@ from app.outbox.services import (
     OutboxError,
     deliver_due,
     enqueue,
-    enqueue_payment_acks,
     list_messages,
     retry_delay,
     retry_message,
 )
-from app.payments.services import PaymentDeclined, confirm_payment, pay_quote
+from app.checkout.payment_flow import PaymentDeclined, confirm_payment, pay_quote
+from app.erp_writeback.handlers import enqueue_payment_acks
 from erp_connectors.base import payment_ack_from_dict
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, InstallmentFactory, UserFactory, link
 from tests.outbox import (
@@ -230,8 +230,18 @@ def test_an_unexpected_error_is_retried_and_logged_with_its_traceback(
     assert any(record.exc_info and record.levelno == logging.ERROR for record in caplog.records)
 
 
-def test_a_message_of_an_unknown_topic_is_dead(app_ctx: Flask) -> None:
-    enqueue(topic="carrier_pigeon", key="pigeon:1", payload={}, agency_id=None, now=NOW)
+def test_a_message_nobody_delivers_cannot_be_enqueued(app_ctx: Flask) -> None:
+    with pytest.raises(OutboxError, match="No deliverer is registered for the outbox topic 'carrier_pigeon'"):
+        enqueue(topic="carrier_pigeon", key="pigeon:1", payload={}, agency_id=None, now=NOW)
+    assert _messages() == []
+
+
+def test_a_stored_message_whose_topic_is_no_longer_delivered_is_dead(app_ctx: Flask) -> None:
+    """A message left by an older version, of a topic nothing registers now, waits for a person."""
+    db.session.add(
+        OutboxMessage(topic="carrier_pigeon", key="pigeon:1", payload={}, status="pending", attempts=0,
+                      next_attempt_at=NOW, created_at=NOW)
+    )
     db.session.commit()
     assert deliver_due(now=NOW).dead == 1
     (message,) = _messages()
@@ -282,3 +292,32 @@ def test_list_messages_filters_by_status_and_agency(app_ctx: Flask) -> None:
     assert [message.key for message in list_messages(status="pending")] == ["k-1", "k-0"]
     assert [message.key for message in list_messages(agency_id=mountain.id)] == ["k-2"]
     assert [message.key for message in list_messages(status="pending", agency_id=east.id, limit=1)] == ["k-1"]
+
+
+def test_a_topic_has_one_deliverer() -> None:
+    from app.outbox.services import register_topic, registered_topics
+
+    topic = registered_topics()["erp_payment_ack"]
+    register_topic("erp_payment_ack", topic.deliver, label=topic.label)  # the same again: no change
+    with pytest.raises(OutboxError, match="already delivered by"):
+        register_topic("erp_payment_ack", lambda message, context: None, label="another")
+    assert registered_topics()["erp_payment_ack"].deliver is topic.deliver
+
+
+def test_a_new_topic_is_delivered_by_its_registered_deliverer_alone(app_ctx: Flask) -> None:
+    """The outbox knows no topic: a feature registers one and its messages reach its deliverer."""
+    from app.outbox import services as outbox
+
+    delivered: list[dict] = []
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(outbox, "_TOPICS", dict(outbox._TOPICS))  # registered for this test only
+    try:
+        outbox.register_topic("test_echo", lambda message, context: delivered.append(message.payload), label="Echo")
+        enqueue(topic="test_echo", key="echo:1", payload={"said": "hello"}, agency_id=None, now=NOW)
+        db.session.commit()
+        assert deliver_due(now=NOW).delivered == 1
+    finally:
+        monkeypatch.undo()
+    assert delivered == [{"said": "hello"}]
+    (message,) = _messages()
+    assert message.status == "delivered"

@@ -56,7 +56,8 @@ def test_the_erp_hears_of_a_refund_once_and_the_payer_by_e_mail(
 
 
 def test_a_file_erp_gets_a_refunds_csv_once(app_ctx: Flask, tmp_path) -> None:  # noqa: ANN001
-    from app.outbox.services import TOPIC_ERP_REFUND_ACK, enqueue
+    from app.erp_writeback.handlers import TOPIC_ERP_REFUND_ACK
+    from app.outbox.services import enqueue
 
     options = {"path": str(tmp_path / "export.csv"), "ack_folder": str(tmp_path / "acks")}
     agency = AgencyFactory(code="files", connector={"type": "file", "options": options})
@@ -79,14 +80,15 @@ def test_a_connector_written_before_refunds_leaves_a_dead_letter_that_says_what_
     app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A third-party connector that only knows payments: the refund waits for a person."""
-    from app.outbox import services as outbox_services
-    from app.outbox.services import TOPIC_ERP_REFUND_ACK, enqueue
+    from app.erp_writeback import handlers as erp_writeback
+    from app.erp_writeback.handlers import TOPIC_ERP_REFUND_ACK
+    from app.outbox.services import enqueue
 
     class PaymentsOnlyConnector:
         def acknowledge(self, ack: object) -> None:  # pragma: no cover - not called here
             raise AssertionError("a refund is not a payment")
 
-    monkeypatch.setattr(outbox_services, "build_connector", lambda agency: PaymentsOnlyConnector())
+    monkeypatch.setattr(erp_writeback, "build_connector", lambda agency: PaymentsOnlyConnector())
     agency = AgencyFactory(code="legacy")
     enqueue(topic=TOPIC_ERP_REFUND_ACK, key="k", payload={"refund_reference": "CP-X-R1"}, agency_id=agency.id, now=utcnow())
     db.session.commit()
@@ -97,7 +99,8 @@ def test_a_connector_written_before_refunds_leaves_a_dead_letter_that_says_what_
 
 
 def test_the_demo_erp_refuses_a_refund_of_a_payment_it_never_saw(app_ctx: Flask, server: RecordingERPServer) -> None:
-    from app.outbox.services import TOPIC_ERP_REFUND_ACK, enqueue
+    from app.erp_writeback.handlers import TOPIC_ERP_REFUND_ACK
+    from app.outbox.services import enqueue
 
     agency = rest_agency(server)
     payload = {"refund_reference": "CP-NONE-R1", "payment_reference": "CP-NONE", "amount_minor": 100}

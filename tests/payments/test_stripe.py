@@ -21,7 +21,7 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.payments.models import Payment, ProviderCharge, ProviderEvent
 from app.payments.stripe_gateway import IntentState, StripeGateway, payment_intent_params
-from app.payments.stripe_payments import reconcile_stripe_payments
+from app.checkout.payment_flow import reconcile_stripe_payments
 from tests.factories import PASSWORD, DebtFactory, DebtorFactory, UserFactory, link
 from tests.helpers import csrf_token, log_in, page_text
 from tests.payments.stripe_steps import CARD_OK, call, pay_both, review, start_and_enter_card
@@ -186,7 +186,7 @@ def test_the_sandbox_card_form_is_closed_when_stripe_is_on(client: FlaskClient, 
 
 
 def test_an_amount_changed_at_the_provider_is_never_captured() -> None:
-    from app.payments.stripe_payments import _apply
+    from app.checkout.payment_flow import _apply
 
     charge = ProviderCharge(amount_minor=1000, currency="EUR", status="creating")
     _apply(charge, IntentState(id="pi_x", status="requires_capture", amount=999, currency="EUR", client_secret=None))
@@ -375,7 +375,7 @@ def test_two_concurrent_stripe_checkouts_of_one_debt_make_one_charge(
     import threading
 
     from app.checkout.services import CheckoutError, get_user_quote, quote_debts
-    from app.payments.stripe_payments import authorize_stripe_payment, begin_stripe_payment
+    from app.checkout.payment_flow import authorize_stripe_payment, begin_stripe_payment
 
     with stripe_app.app_context():
         debtor = DebtorFactory()

@@ -19,7 +19,7 @@ from app.checkout.services import quote_debts
 from app.debts.models import Debt
 from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
-from app.payments.services import PaymentDeclined, pay_quote
+from app.checkout.payment_flow import PaymentDeclined, pay_quote
 
 NOW = datetime(2026, 3, 1, 10, tzinfo=UTC)
 GOOD_CARD = CardDetails(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123", holder="M P")

@@ -61,7 +61,7 @@ def test_no_receipt_mail_when_the_citizen_turned_e_mails_off(app_ctx: Flask, mai
 
 
 def test_a_declined_payment_mails_nothing(app_ctx: Flask) -> None:
-    from app.payments.services import PaymentDeclined
+    from app.checkout.payment_flow import PaymentDeclined
 
     with pytest.raises(PaymentDeclined):
         debtor, user = DebtorFactory(), UserFactory()

@@ -13,7 +13,7 @@ from app.debts.models import Debt
 from app.domain.references import format_rf
 from app.extensions import db
 from app.outbox.models import OutboxMessage
-from app.outbox.services import enqueue_payment_acks
+from app.erp_writeback.handlers import enqueue_payment_acks
 from app.payments.models import Payment
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, paid_payment, staff_member
 from tests.helpers import page_text

@@ -1,4 +1,4 @@
-"""`flask payments reconcile`: ask the card provider about payments left pending."""
+"""`flask payments reconcile`: ask the card provider about payments left pending, and finish or give them up."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from app.checkout.payment_flow import reconcile_stripe_payments
 from app.db import utcnow
-from app.payments.stripe_payments import reconcile_stripe_payments
+from app.unit_of_work import unit_of_work
 
 
 @click.group("payments", help="Card payments: reconcile what the provider knows with our records.")
@@ -17,6 +18,7 @@ def payments_cli() -> None:
 
 @payments_cli.command("reconcile")
 @with_appcontext
+@unit_of_work()
 def reconcile_command() -> None:
     """Finish or give up Stripe payments pending longer than STRIPE_RECONCILE_AFTER_MINUTES.
 

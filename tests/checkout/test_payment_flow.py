@@ -1,4 +1,4 @@
-"""Paying: the debts, payment and quote change together; a debt is never paid twice."""
+"""The sandbox card flow of checkout.payment_flow: claim, charge, confirm or fail, once per debt."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from app.debts.models import Debt, Installment
 from app.extensions import db
 from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
-from app.payments.services import PaymentDeclined, confirm_payment, pay_quote
+from app.checkout.payment_flow import PaymentDeclined, confirm_payment, pay_quote
 from tests.factories import DebtFactory, DebtorFactory, InstallmentFactory, UserFactory, link
 
 NOW = datetime(2026, 3, 1, 10, tzinfo=UTC)

@@ -1,6 +1,17 @@
-"""Paying by card through Stripe: one card entry, one authorised charge per agency, all or nothing.
+"""Paying a quote: the one owner of the Quote → Payment step, for the sandbox and for Stripe.
 
-The flow (each step safe to repeat):
+Claim, start, pay, confirm, fail; Stripe's begin, authorise, settle, give up, its webhooks and
+the reconciler. The payments package keeps the ledger (``Payment`` and its lines), the card
+providers, refunds and history; this module is the only one that turns a quote into a payment
+and a payment into paid debts, and it announces the outcome (``payment.succeeded``,
+``payment.failed``) for receipts, the ERP write-back and whoever else listens.
+
+Transactions. The request, CLI command or worker tick that calls in commits at its edge, but
+this flow must commit early in a few named places (``commit_early``): the claim stands before
+any card is charged, a charge row exists before the provider hears of it, and a recorded charge
+is never left to a later failure of the caller.
+
+Stripe (each step safe to repeat):
 
 1. ``begin_stripe_payment`` claims the quote's debts for a pending payment (committed first),
    then creates a Stripe customer and a SetupIntent; the browser confirms the SetupIntent with the
@@ -22,24 +33,288 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
+from app import events
 from app.agencies.models import Agency
-from app.checkout.models import Quote
+from app.catalog.services import SoldOut, hold_seats, issue_tickets, payment_hold_until, release_seats
+from app.checkout.models import Quote, QuoteLine
+from app.checkout.services import CheckoutError, get_user_quote
 from app.db import utcnow
+from app.debts.models import Debt, Installment
+from app.domain.references import readable_code
 from app.extensions import db
-from app.payments.models import Payment, ProviderCharge, ProviderEvent
-from app.payments.services import claim_quote, confirm_payment, fail_payment, lock_payment
+from app.payments.models import Payment, PaymentLine, ProviderCharge, ProviderEvent
+from app.payments.providers import CardDetails, CardProvider
+from app.payments.services import lock_payment
 from app.payments.stripe_gateway import (
     IntentState,
     ProviderUnavailable,
     StripeGateway,
     payment_intent_params,
 )
+from app.unit_of_work import commit_early, end_read_only_transaction
 
-log = logging.getLogger("civicpay.payments.stripe")
+log = logging.getLogger("civicpay.checkout.payments")
 
 #: Stripe statuses of an intent that will not be charged without a new card.
 _FAILED = {"requires_payment_method", "canceled"}
+
+
+class PaymentDeclined(Exception):
+    """The provider refused the card; the payment is recorded as failed and the quote stays open."""
+
+    def __init__(self, payment: Payment) -> None:
+        super().__init__(payment.failure_reason)
+        self.payment = payment
+
+
+def new_payment_reference() -> str:
+    """A random, readable receipt number such as ``CP-7KQ2-M9XA-3F``."""
+    return readable_code("CP")
+
+
+def _claim(target: type[Debt] | type[Installment], row_id: int, paid: int, payment_id: int) -> bool:
+    """Compare-and-set the row's pending payment: succeeds for exactly one concurrent payer.
+
+    On PostgreSQL the second UPDATE waits for the first transaction's row lock and then
+    re-checks the WHERE clause, finding the row taken; SQLite serialises writers outright.
+    """
+    result = db.session.execute(
+        update(target)
+        .where(
+            target.id == row_id,
+            target.status == "open",
+            target.pending_payment_id.is_(None),
+            target.paid_minor == paid,
+        )
+        .values(pending_payment_id=payment_id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def start_payment(user_id: int, token: str, provider: CardProvider, now: datetime) -> Payment:
+    """Check the user's quote, claim each debt for a new pending payment, commit before charging."""
+    quote = get_user_quote(user_id, token)
+    if quote is None:
+        raise CheckoutError("unknown_quote")
+    return claim_quote(quote, provider_name=provider.name, channel="account", user_id=user_id, now=now)
+
+
+def claim_quote(
+    quote: Quote,
+    *,
+    provider_name: str,
+    channel: str,
+    user_id: int | None,
+    now: datetime,
+    payer_email: str | None = None,
+) -> Payment:
+    """Create a pending payment for an open quote and claim each of its debts, in one commit.
+
+    Raises CheckoutError("quote_used" | "quote_expired" | "taken"). Callers check that the
+    quote belongs to whoever is paying; this function trusts nothing else from them.
+    ``payer_email`` (a guest's receipt address) is kept on the quote with the claim.
+    """
+    if quote.status != "open":
+        raise CheckoutError("quote_used")
+    if quote.is_expired(now):
+        raise CheckoutError("quote_expired", order=any(line.item_id is not None for line in quote.lines))
+    payment = Payment(
+        reference=new_payment_reference(),
+        user_id=user_id,
+        quote_id=quote.id,
+        currency=quote.currency,
+        amount_minor=quote.total_minor,
+        provider=provider_name,
+        channel=channel,
+        created_at=now,
+        lines=[
+            PaymentLine(
+                agency_id=line.agency_id,
+                debt_id=line.debt_id,
+                installment_id=line.installment_id,
+                item_id=line.item_id,
+                quantity=line.quantity,
+                answers=line.answers,
+                principal_minor=line.principal_minor,
+                surcharge_minor=line.surcharge_minor,
+                amount_minor=line.amount_minor,
+                explanation=line.explanation,
+            )
+            for line in quote.lines
+        ],
+    )
+    if payer_email:
+        quote.payer_email = payer_email
+    db.session.add(payment)
+    db.session.flush()
+    # Items first, in id order (their rows are locked: two baskets must lock in the same order).
+    for line in sorted((line for line in quote.lines if line.item_id is not None), key=lambda line: line.item_id):
+        if line.item is not None and line.item.issues_tickets:
+            # The seats held for the review are held again for as long as the payment may take.
+            try:
+                hold_seats(line.item_id, line.id, line.quantity, payment_hold_until(now), now)
+            except SoldOut as sold_out:
+                db.session.rollback()
+                raise CheckoutError("sold_out", left=sold_out.left) from None
+    for line in quote.lines:
+        if line.item_id is not None:
+            continue
+        if line.installment is not None:
+            target, row = Installment, line.installment
+            paid = row.amount_minor - line.principal_minor
+        else:
+            target, row = Debt, line.debt
+            paid = row.principal_minor - line.principal_minor
+        if not _claim(target, row.id, paid, payment.id):
+            db.session.rollback()
+            raise CheckoutError("taken", description=line.title("el"))
+    commit_early("the claim stands before any card is charged, and frees no lock while the card is")
+    return payment
+
+
+def complete_payment(payment: Payment, provider: CardProvider, card: CardDetails) -> Payment:
+    """Charge the card for a pending payment and record success or failure."""
+    result = provider.charge(
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        card=card,
+        idempotency_key=payment.reference,
+    )
+    if result.succeeded:
+        return confirm_payment(
+            payment.id,
+            provider_reference=result.provider_reference,
+            card_brand=result.card_brand,
+            card_last4=result.card_last4,
+        )
+    failed = fail_payment(
+        payment.id,
+        provider_reference=result.provider_reference,
+        reason=result.decline_code or "declined",
+        card_last4=result.card_last4,
+    )
+    raise PaymentDeclined(failed)
+
+
+def pay_quote(
+    user_id: int, token: str, card: CardDetails, provider: CardProvider, now: datetime
+) -> Payment:
+    """Pay a quote by card: claim, charge, confirm. Raises CheckoutError or PaymentDeclined."""
+    payment = start_payment(user_id, token, provider, now)
+    return complete_payment(payment, provider, card)
+
+
+def _locked_payment(payment_id: int) -> Payment:
+    statement = (
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .options(selectinload(Payment.lines))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return db.session.scalars(statement).one()
+
+
+def confirm_payment(
+    payment_id: int, *, provider_reference: str, card_brand: str | None, card_last4: str | None
+) -> Payment:
+    """Record a successful charge: the payment, its debts and its quote change in one transaction."""
+    payment = _locked_payment(payment_id)
+    if payment.status == "succeeded":
+        db.session.rollback()
+        return payment  # a repeated confirmation (retry, webhook) changes nothing
+    if payment.status != "pending":
+        raise ValueError(f"Payment {payment.reference} is {payment.status}; it cannot succeed.")
+    now = utcnow()
+    item_lines = _quote_item_lines(payment)
+    for line in payment.lines:
+        if line.item_id is not None:
+            issue_tickets(item_lines[line.id], line.id, now)
+            continue
+        target = line.installment if line.installment_id is not None else line.debt
+        assert target is not None
+        if target.pending_payment_id != payment.id:
+            raise RuntimeError(f"Payment {payment.reference} does not hold debt {line.debt_id}.")
+        target.paid_minor += line.principal_minor
+        target.pending_payment_id = None
+        if line.installment is not None:
+            if target.paid_minor == line.installment.amount_minor:
+                target.status = "paid"
+            line.debt.paid_minor += line.principal_minor
+        assert line.debt is not None
+        if line.debt.paid_minor == line.debt.principal_minor:
+            line.debt.status = "paid"
+    payment.status = "succeeded"
+    payment.provider_reference = provider_reference
+    payment.card_brand = card_brand
+    payment.card_last4 = card_last4
+    payment.completed_at = now
+    if payment.quote_id is not None:
+        quote = db.session.get(Quote, payment.quote_id)
+        if quote is not None:
+            quote.status = "used"
+    # Receipts, the ERP write-back and the rest write their outbox messages in this transaction:
+    # they exist if and only if the payment does.
+    events.payment_succeeded.send(payment)
+    commit_early("a charge was taken: its record stands before anything else can fail")
+    log.info("payment %s succeeded (%d lines)", payment.reference, len(payment.lines))
+    return payment
+
+
+def _quote_item_lines(payment: Payment) -> dict[int, int]:
+    """The quote line each of the payment's item lines was made from: {payment line id: quote line id}.
+
+    claim_quote copies the quote's lines in their order, so the item lines of both pair up in order.
+    """
+    paid = [line.id for line in sorted(payment.lines, key=lambda line: line.id) if line.item_id is not None]
+    if payment.quote_id is None or not paid:
+        return {}
+    ordered = db.session.scalars(
+        select(QuoteLine.id)
+        .where(QuoteLine.quote_id == payment.quote_id, QuoteLine.item_id.is_not(None))
+        .order_by(QuoteLine.id)
+    ).all()
+    return dict(zip(paid, ordered, strict=True))
+
+
+def fail_payment(
+    payment_id: int, *, provider_reference: str | None, reason: str, card_last4: str | None
+) -> Payment:
+    """Record a declined charge and free the debts for another try."""
+    payment = _locked_payment(payment_id)
+    if payment.status != "pending":
+        db.session.rollback()
+        return payment
+    for line in payment.lines:
+        target = line.installment if line.installment_id is not None else line.debt
+        if target is not None and target.pending_payment_id == payment.id:
+            target.pending_payment_id = None
+    # Seats held for the order are free again; a retry holds them anew if nobody took them.
+    release_seats(_quote_item_lines(payment).values())
+    payment.status = "failed"
+    payment.failure_reason = reason
+    payment.provider_reference = provider_reference
+    payment.card_last4 = card_last4
+    payment.completed_at = utcnow()
+    events.payment_failed.send(payment)
+    commit_early("the debts are free again for another try as soon as the decline is known")
+    log.info("payment %s declined: %s", payment.reference, reason)
+    return payment
+
+
+def find_payment_for_quote(quote: Quote, reference: str, user_id: int | None) -> Payment | None:
+    """The payment with this receipt number made for this quote by this payer, or None."""
+    owner = Payment.user_id.is_(None) if user_id is None else Payment.user_id == user_id
+    return db.session.scalar(
+        select(Payment).where(Payment.reference == reference, Payment.quote_id == quote.id, owner)
+    )
+
+
+
+# -- Stripe ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -72,13 +347,22 @@ def _pending_stripe_payment(quote: Quote) -> Payment | None:
 
 
 def begin_stripe_payment(
-    quote: Quote, *, user_id: int | None, channel: str, gateway: StripeGateway, now: datetime
+    quote: Quote,
+    *,
+    user_id: int | None,
+    channel: str,
+    gateway: StripeGateway,
+    now: datetime,
+    payer_email: str | None = None,
 ) -> StripeStart:
-    """Claim the quote's debts and open a SetupIntent; a repeat for the same quote reuses both."""
+    """Claim the quote's debts and open a SetupIntent; a repeat for the same quote reuses both.
+
+    ``payer_email`` (a guest's receipt address) is kept on the quote with the claim.
+    """
     # Lock the quote first: two tabs starting at once make one payment, and on SQLite the write
     # lock is taken before any read (a read-then-write transaction cannot wait its turn there).
     quote_id = quote.id
-    db.session.commit()
+    end_read_only_transaction()
     db.session.execute(
         update(Quote).where(Quote.id == quote_id).values(status=Quote.status).execution_options(synchronize_session=False)
     )
@@ -92,10 +376,12 @@ def begin_stripe_payment(
         # The card was already taken for this quote: finish that payment, never start a second.
         raise PaymentInProgress(payment)
     if payment is None:
-        payment = claim_quote(quote, provider_name="stripe", channel=channel, user_id=user_id, now=now)
+        payment = claim_quote(
+            quote, provider_name="stripe", channel=channel, user_id=user_id, now=now, payer_email=payer_email
+        )
     payment_id, reference = payment.id, payment.reference
     customer, earlier_setup = payment.provider_customer, payment.provider_setup
-    db.session.commit()  # the claim stands before Stripe is called; no lock is held meanwhile
+    commit_early("the claim stands before Stripe is called; no lock is held meanwhile")
     try:
         # The customer's idempotency key is the payment's: a retry gets the same customer.
         customer = customer or gateway.create_customer(reference)
@@ -106,7 +392,7 @@ def begin_stripe_payment(
         raise
     payment = lock_payment(payment_id)
     payment.provider_customer, payment.provider_setup = customer, setup.id
-    db.session.commit()
+    commit_early("Stripe's customer and SetupIntent are recorded before the browser uses them")
     assert setup.client_secret is not None
     return StripeStart(payment, setup.client_secret)
 
@@ -173,7 +459,7 @@ def authorize_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardSte
             existing[agency_id] = charge
     agency_ids = [agency_id for agency_id, _amount in _shares(payment)]
     payment_method, customer, reference = setup.payment_method, payment.provider_customer or "", payment.reference
-    db.session.commit()  # the rows exist before Stripe hears of them: a retry finds them
+    commit_early("the charge rows exist before Stripe hears of them: a retry finds them")
 
     for agency_id in agency_ids:
         # Each write transaction starts by locking the payment (see payments.services.lock_payment): never read-then-write.
@@ -193,12 +479,12 @@ def authorize_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardSte
             )
             intent = gateway.create_payment_intent(params, idempotency_key=f"{reference}:{agency.code}")
             charge.provider_reference = intent.id
-            db.session.commit()
+            commit_early("the intent's id is kept before it is confirmed, so a webhook finds its charge")
             charge = _locked_charge(payment_id, agency_id)
         state = gateway.confirm_payment_intent(charge.provider_reference or "")
         _apply(charge, state)
         failed = charge.status == "failed"
-        db.session.commit()
+        commit_early("each agency's charge is recorded, and the payment's lock released, before the next")
         if failed:
             break  # no point authorising the rest: the basket is paid whole or not at all
     return settle_stripe_payment(payment_id, gateway)
@@ -248,7 +534,7 @@ def settle_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardStep:
                 payment.id, provider_reference=first, card_brand=payment.card_brand, card_last4=payment.card_last4
             )
             return CardStep("succeeded", confirmed)
-        db.session.commit()
+        commit_early("the captures done are recorded before the lock is released")
         return CardStep("pending", payment)
     secrets = []
     for charge in payment.charges:
@@ -256,7 +542,7 @@ def settle_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardStep:
             secret = gateway.retrieve_payment_intent(charge.provider_reference).client_secret
             if secret:
                 secrets.append(secret)
-    db.session.commit()
+    commit_early("what Stripe said of each charge is kept, and the payment's lock released, for the browser's 3-D Secure")
     return CardStep("requires_action" if secrets else "pending", payment, action_secrets=secrets)
 
 
@@ -319,9 +605,9 @@ def handle_stripe_event(event: dict, agency: Agency, gateway: StripeGateway) -> 
         return WebhookOutcome(False, detail)
     # The record of the event is written in a transaction of its own whose first statement is
     # the write (on SQLite a read first could not wait for the browser's request to finish).
-    db.session.commit()
+    commit_early("what the event settled stands on its own")
     db.session.add(ProviderEvent(id=event_id, provider="stripe", type=event_type, agency_id=agency_id))
-    db.session.commit()
+    commit_early("the event is marked processed; a duplicate delivery racing it fails on the primary key here")
     return WebhookOutcome(True, detail)
 
 

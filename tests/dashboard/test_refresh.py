@@ -11,11 +11,11 @@ from sqlalchemy import select
 from app.agencies.models import Agency
 from app.checkout.services import CheckoutError, quote_debts
 from app.debts.models import Debt
-from app.debts.services import dashboard_for_user
+from app.dashboard.services import dashboard_for_user
 from app.extensions import db
 from app.sync.services import sync_agency
 from erp_connectors.demo import MARIA_TAX_ID
-from erp_connectors.demo_server import DemoERPServer
+from erp_connectors.demo.server import DemoERPServer
 from tests.factories import AgencyFactory, DebtorFactory, UserFactory, link
 
 NOW = datetime(2026, 3, 1, 10, tzinfo=UTC)

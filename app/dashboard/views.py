@@ -1,4 +1,4 @@
-"""The citizen's dashboard of unpaid debts."""
+"""The citizen's dashboard page."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ from flask_login import current_user, login_required
 
 from app.checkout.forms import SelectionForm
 from app.db import utcnow
-from app.debts import bp
-from app.debts.services import dashboard_for_user
+from app.dashboard import bp
+from app.dashboard.services import dashboard_for_user
 
 
 @bp.get("/debts")
 @login_required
-def dashboard() -> str:
+def show() -> str:
     """Every unpaid debt of the citizen's tax IDs, grouped by agency, with today's surcharge."""
     category = request.args.get("category") or None
     kind = request.args.get("kind") or None
     dashboard = dashboard_for_user(current_user.id, utcnow(), category=category, kind=kind)
     return render_template(
-        "debts/dashboard.html",
+        "dashboard/dashboard.html",
         dashboard=dashboard,
         groups=dashboard.groups,
         freshness=dashboard.freshness,
