@@ -16,7 +16,7 @@ FLASK := CIVICPAY_ENV=development $(BIN)/flask --app wsgi
 # The set-up steps print their own summaries; keep the log quiet while they run.
 SETUP_FLASK := LOG_LEVEL=WARNING $(FLASK)
 
-.PHONY: run setup setup-dev test test-sqlite test-postgresql translations clean
+.PHONY: run setup setup-dev lint test test-sqlite test-postgresql translations clean
 
 run: setup translations
 	$(SETUP_FLASK) db upgrade
@@ -48,7 +48,13 @@ translations: setup
 # The whole suite on SQLite, then on PostgreSQL (TEST_DATABASE_URL, else 127.0.0.1:5432, else a
 # throwaway server started from the installed binaries). Browser tests need Chromium
 # (apt-get install chromium); without it they are skipped loudly, or fail when CI is set.
-test: test-sqlite test-postgresql
+test: lint test-sqlite test-postgresql
+
+# The lint gate: ruff (configured in pyproject.toml) and the layer contract (import-linter):
+# an import that runs up the layers fails here, before any test runs.
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 test-sqlite: setup-dev translations
 	CIVICPAY_TEST_DB=sqlite $(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
