@@ -32,8 +32,8 @@ from app.accounts.models import User
 from app.accounts.services import authenticate, link_validity
 from app.extensions import limiter
 from app.i18n import gettext
-from app.main.views import safe_next
 from app.templating import current_language
+from app.web import safe_next
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
 

@@ -19,7 +19,7 @@ from app.extensions import limiter
 from app.guest import bp
 from app.guest.forms import basket_fields, basket_form, basket_orders, order_answers, order_form, question_fields
 from app.guest.services import order_tickets, payment_ticket_pairs, tickets_pdf
-from app.guest.views import QUOTES_KEY, RECEIPTS_KEY, _private, _remember
+from app.guest.session import QUOTES_KEY, RECEIPTS_KEY, private_page, remember
 from app.i18n import gettext
 from app.templating import current_language
 
@@ -82,7 +82,7 @@ def basket(agency_code: str):  # noqa: ANN201 - a page or a redirect
         if named is not None:
             message = f"{named.name(current_language())}: {message}"
         return _basket_page(agency_code, form, 409 if error.code in ("sold_out", "not_on_sale") else 400, message)
-    _remember(QUOTES_KEY, quote.token)
+    remember(QUOTES_KEY, quote.token)
     return redirect(url_for("guest.review", token=quote.token), 303)
 
 
@@ -146,7 +146,7 @@ def order(agency_code: str, item_code: str):  # noqa: ANN201 - a page or a redir
     except CheckoutError as error:
         status = 409 if error.code in ("sold_out", "not_on_sale") else 400
         return _item_page(item, form, status, checkout_message(error))
-    _remember(QUOTES_KEY, quote.token)
+    remember(QUOTES_KEY, quote.token)
     return redirect(url_for("guest.review", token=quote.token), 303)
 
 
@@ -160,7 +160,7 @@ def tickets(reference: str) -> Response:
     payment, issued = found
     response = Response(tickets_pdf(payment, issued, current_language()), mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="tickets-{payment.reference}.pdf"'
-    return _private(response)
+    return private_page(response)
 
 
 @bp.app_template_global("payment_tickets")

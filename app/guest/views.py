@@ -31,6 +31,7 @@ from app.guest.services import (
     pay_guest_quote,
     send_receipt_copy,
 )
+from app.guest.session import QUOTES_KEY, RECEIPTS_KEY, private_page, remember
 from app.i18n import gettext
 from app.payments.providers import SANDBOX_CARDS, CardDetails, get_provider
 from app.checkout.payment_flow import PaymentDeclined
@@ -42,13 +43,6 @@ from app.checkout.payment_flow import (
     settle_stripe_payment,
 )
 from app.templating import current_language
-
-#: Session keys: the guest's quotes and receipts are theirs by an unguessable token held here.
-QUOTES_KEY = "guest_quotes"
-RECEIPTS_KEY = "guest_receipts"
-#: How many of each a session remembers (the cookie stays small).
-REMEMBERED = 10
-
 
 # Limits are read from the configuration at request time, so tests (and operators) can change them.
 def _lookup_limit() -> str:
@@ -77,19 +71,6 @@ def _submitted_receipt() -> str:
     return "guest-receipt:" + normalise_receipt_number(request.form.get("reference"))
 
 
-def _remember(key: str, value: str) -> None:
-    remembered = [item for item in session.get(key, []) if item != value]
-    session[key] = [*remembered, value][-REMEMBERED:]
-
-
-def _private(response: Response) -> Response:
-    """Pages reached by a token: never cached, never sent on in a Referer header."""
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    return response
-
-
 def _refused_message() -> str:
     return gettext(
         "We could not find a debt with this payment code and check detail. Check both against your "
@@ -113,9 +94,9 @@ def start():  # noqa: ANN201 - a page or a redirect
         return render_template("guest/start.html", form=form, error=_refused_message()), 400
     if lookup.status == LOOKUP_PAYABLE:
         assert lookup.quote is not None
-        _remember(QUOTES_KEY, lookup.quote.token)
+        remember(QUOTES_KEY, lookup.quote.token)
         return redirect(url_for("guest.review", token=lookup.quote.token), 303)
-    return _private(make_response(render_template("guest/unavailable.html", lookup=lookup)))
+    return private_page(make_response(render_template("guest/unavailable.html", lookup=lookup)))
 
 
 @bp.get("/pay/<code>")
@@ -170,7 +151,7 @@ def _review_page(token: str, form: GuestCardForm, status: int = 200, error: str 
         receipt_reference=receipt_reference,
         stripe=current_app.config["CARD_PROVIDER"] == "stripe",
     )
-    return _private(make_response(page, status))
+    return private_page(make_response(page, status))
 
 
 @bp.get("/pay/review/<token>")
@@ -206,7 +187,7 @@ def pay(token: str) -> Response:
         return _review_page(
             token, GuestCardForm(formdata=None), 402, decline_message(declined.payment.failure_reason)
         )
-    _remember(RECEIPTS_KEY, payment.reference)
+    remember(RECEIPTS_KEY, payment.reference)
     if email and payment.user_id is None:  # an account's receipt goes to its own address anyway
         receipt = guest_receipt(payment.reference)
         if receipt is not None and send_receipt_copy(receipt, email, current_language()):
@@ -223,7 +204,7 @@ def pay(token: str) -> Response:
 
 def _guest_step(step: CardStep) -> dict:
     if step.status == "succeeded":
-        _remember(RECEIPTS_KEY, step.payment.reference)
+        remember(RECEIPTS_KEY, step.payment.reference)
         email = step.payment.quote_id and guest_quote_email(step.payment)
         if email:
             receipt = guest_receipt(step.payment.reference)
@@ -300,7 +281,7 @@ def _session_receipt(reference: str):  # noqa: ANN202 - a Payment
 def receipt(reference: str) -> Response:
     """The guest's receipt: what was paid, to whom, when; a PDF and the verification QR code."""
     payment = _session_receipt(reference)
-    return _private(make_response(render_template("guest/receipt.html", payment=payment)))
+    return private_page(make_response(render_template("guest/receipt.html", payment=payment)))
 
 
 @bp.get("/pay/receipt/<reference>/receipt.pdf")
@@ -309,7 +290,7 @@ def receipt_pdf(reference: str) -> Response:
     payment = _session_receipt(reference)
     response = Response(guest_receipt_pdf(payment, current_language()), mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="receipt-{payment.reference}.pdf"'
-    return _private(response)
+    return private_page(response)
 
 
 @bp.route("/pay/receipt", methods=["GET", "POST"])
@@ -326,5 +307,5 @@ def find_receipt():  # noqa: ANN201 - a page or a redirect
             "We could not find a receipt with this number and e-mail address or card digits. Check both and try again."
         )
         return render_template("guest/find_receipt.html", form=form, error=error), 400
-    _remember(RECEIPTS_KEY, payment.reference)
+    remember(RECEIPTS_KEY, payment.reference)
     return redirect(url_for("guest.receipt", reference=payment.reference), 303)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -12,17 +10,9 @@ from werkzeug.exceptions import HTTPException
 from app.accounts.services import set_language
 from app.i18n import gettext
 from app.main.forms import LanguageForm
+from app.web import safe_next
 
 bp = Blueprint("main", __name__, template_folder="templates")
-
-
-def safe_next(target: str | None, fallback: str) -> str:
-    """A redirect target on this site only (no open redirects)."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
-            return target
-    return fallback
 
 
 @bp.get("/")
