@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app import migrate
+from app.unit_of_work import unit_of_work
 
 
 @click.group("db", help="Database migrations (Alembic).")
@@ -39,6 +40,7 @@ def demo_cli() -> None:
 
 @demo_cli.command("setup")
 @with_appcontext
+@unit_of_work()
 def demo_setup_command() -> None:
     """Create the demo agencies and citizen accounts (safe to repeat) and print the log-ins."""
     from app.demo import setup_demo

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from flask import Flask, Response
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.extensions import db
 
@@ -67,6 +67,13 @@ def has_changes() -> bool:
 @event.listens_for(Session, "after_flush")
 def _note_write(session: Session, flush_context: object) -> None:
     session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement_write(state: ORMExecuteState) -> None:
+    # An INSERT, UPDATE or DELETE statement (an upsert, a compare-and-set) writes without a flush.
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
 
 
 @event.listens_for(Session, "after_commit")

@@ -26,7 +26,8 @@ from app.debts.services import (
 from app.domain.orders import OrderError, price_order
 from app.domain.surcharges import SurchargeLine
 from app.extensions import db
-from app.sync.services import refresh_user_debts
+from app.unit_of_work import end_read_only_transaction
+from app.sync.refresh import refresh_user_debts
 
 
 class CheckoutError(Exception):
@@ -121,7 +122,7 @@ def store_quote(items: list[PayableItem], *, user_id: int | None, currency: str,
         ],
     )
     db.session.add(quote)
-    db.session.commit()
+    db.session.flush()
     return quote
 
 
@@ -157,7 +158,7 @@ def quote_items(orders: list[ItemOrder], *, user_id: int | None, now: datetime) 
     """
     if not orders:
         raise CheckoutError("empty")
-    db.session.commit()  # end any read-only transaction: the items' locks come first
+    end_read_only_transaction()  # the items' locks come first (on SQLite: the write lock before any read)
     items = {item_id: lock_item(item_id) for item_id in sorted({order.item_id for order in orders})}
     lines: list[QuoteLine] = []
     expires_at = order_hold_until(now)
@@ -219,7 +220,7 @@ def quote_items(orders: list[ItemOrder], *, user_id: int | None, now: datetime) 
             except SoldOut as sold_out:
                 db.session.rollback()
                 raise CheckoutError("sold_out", left=sold_out.left, item_id=item.id) from None
-    db.session.commit()
+    db.session.flush()
     return quote
 
 

@@ -50,7 +50,7 @@ from app.checkout.payment_flow import StripeStart, begin_stripe_payment
 from app.receipts.pdf import render_receipt_pdf
 from app.receipts.tickets import render_tickets_pdf
 from app.receipts.services import receipt_qr, verification_url
-from app.sync.services import refresh_debtor
+from app.sync.refresh import refresh_debtor
 
 log = logging.getLogger("civicpay.guest")
 
@@ -192,11 +192,11 @@ def _look_up(code: str, typed: str, now: datetime) -> GuestLookup:
     if locked or len(matches) != 1:
         # Two debts answering to one code and factor is refused too: a guest pays one known debt.
         _record_failure(key, now)
-        db.session.commit()
+        db.session.flush()  # the request commits the failure even though it answers with a refusal
         return GuestLookup(LOOKUP_REFUSED)
     if lock is not None:
         db.session.execute(delete(GuestLookupFailure).where(GuestLookupFailure.code_hash == key))
-    db.session.commit()
+    db.session.flush()
     return _payable_state(matches[0].id, now)
 
 
@@ -208,7 +208,7 @@ def _payable_state(debt_id: int, now: datetime) -> GuestLookup:
         # Ask the ERP (briefly, where our copy is stale) so the guest sees today's amount.
         outcome = refresh_debtor(debt.agency, debt.debtor.country, debt.debtor.tax_id, now, timeout=2.0)
         if outcome.refreshed:
-            db.session.commit()
+            db.session.flush()
             debt = db.session.get(Debt, debt_id, populate_existing=True)
             assert debt is not None
     items = items_of_debt(debt, now) if debt.status == "open" else []

@@ -34,6 +34,7 @@ from tests.outbox import DECLINED_CARD, GOOD_CARD, NOW, SANDBOX, erp_server, res
 
 
 def order(item, quantity: int = 1, *, chosen: int | None = None, answers=None, user_id=None, now=NOW):  # noqa: ANN001, ANN201
+    db.session.commit()  # the items exist before anyone orders them (ordering locks them first)
     return quote_item(item.id, quantity=quantity, chosen_minor=chosen, answers=answers, user_id=user_id, now=now)
 
 
@@ -372,6 +373,7 @@ def test_each_paid_line_gets_the_tickets_of_its_own_order_line(app_ctx: Flask) -
     from app.checkout.services import ItemOrder, quote_items
 
     item = CatalogItemFactory(capacity=10, questions=[{"key": "holder", "label_el": "Όνομα", "label_en": "Name", "required": True}])
+    db.session.commit()
     quote = quote_items(
         [ItemOrder(item.id, 2, None, {"holder": "Anna"}), ItemOrder(item.id, 1, None, {"holder": "Nikos"})],
         user_id=None, now=NOW,

@@ -122,10 +122,11 @@ def demo_data(app: Flask, committed_db: None) -> None:
     from app.agencies.models import Agency
     from app.demo import setup_demo
     from app.extensions import db
-    from app.sync.services import sync_agency
+    from app.sync.engine import sync_agency
 
     with app.app_context():
         setup_demo()
+        db.session.commit()  # the demo command's unit of work, done here by hand
         for agency in db.session.scalars(select(Agency).order_by(Agency.code)).all():
             run = sync_agency(agency)
             assert (run.status, run.quarantined) == ("succeeded", 0)
