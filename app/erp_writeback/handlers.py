@@ -9,10 +9,11 @@ from app import events
 from app.agencies.models import Agency
 from app.db import utcnow
 from app.extensions import db
+from app.i18n import lazy_gettext
 from app.outbox.models import OutboxMessage
 from app.outbox.services import DeliveryContext, GiveUp, RetryLater, enqueue, register_topic
 from app.payments.models import Payment, PaymentLine, Refund
-from app.sync.services import build_connector
+from app.sync.connectors import build_connector
 from erp_connectors.base import AckRejected, ERPConnector, PaymentAck, payment_ack_from_dict, payment_ack_to_dict
 
 log = logging.getLogger("civicpay.erp_writeback")
@@ -29,9 +30,9 @@ def register() -> None:
     """Listen to payments and refunds, and deliver the three ERP topics."""
     events.payment_succeeded.connect(enqueue_payment_acks, weak=False)
     events.refund_made.connect(enqueue_refund_ack, weak=False)
-    register_topic(TOPIC_ERP_PAYMENT_ACK, deliver_payment_ack, label="ERP payment acknowledgement")
-    register_topic(TOPIC_ERP_REFUND_ACK, deliver_refund_ack, label="ERP refund notice")
-    register_topic(TOPIC_ERP_SALE_ACK, deliver_sale_ack, label="ERP sale notice")
+    register_topic(TOPIC_ERP_PAYMENT_ACK, deliver_payment_ack, label=lazy_gettext("Payment recorded in the ERP"))
+    register_topic(TOPIC_ERP_REFUND_ACK, deliver_refund_ack, label=lazy_gettext("Refund recorded in the ERP"))
+    register_topic(TOPIC_ERP_SALE_ACK, deliver_sale_ack, label=lazy_gettext("Sale recorded in the ERP"))
 
 
 def enqueue_payment_acks(payment: Payment, **_data: Any) -> list[OutboxMessage]:

@@ -98,15 +98,15 @@ class Topic:
 
     name: str
     deliver: Deliverer
-    #: Shown to staff in the treasury's operations page; a short noun phrase.
-    label: str
+    #: What a message of this topic does, in words, for staff (a lazily translated string).
+    label: Any
 
 
 #: The registered topics, by name; filled by each sending feature's ``register()``.
 _TOPICS: dict[str, Topic] = {}
 
 
-def register_topic(name: str, deliver: Deliverer, *, label: str) -> None:
+def register_topic(name: str, deliver: Deliverer, *, label: Any) -> None:
     """Let messages of topic ``name`` be enqueued, and have ``deliver`` carry each one out.
 
     ``deliver(message, context)`` returns when the far side took the message, raises

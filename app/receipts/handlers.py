@@ -12,6 +12,7 @@ from app.accounts.models import User
 from app.checkout.models import Quote
 from app.db import utcnow
 from app.extensions import db
+from app.i18n import lazy_gettext
 from app.mail import MailDeliveryError
 from app.outbox.models import OutboxMessage
 from app.outbox.services import DeliveryContext, GiveUp, RetryLater, enqueue, register_topic
@@ -28,8 +29,8 @@ def register() -> None:
     """Listen to payments and refunds, and deliver the two e-mail topics."""
     events.payment_succeeded.connect(enqueue_receipt_email, weak=False)
     events.refund_made.connect(enqueue_refund_email, weak=False)
-    register_topic(TOPIC_RECEIPT_EMAIL, deliver_receipt_email, label="Receipt e-mail")
-    register_topic(TOPIC_REFUND_EMAIL, deliver_refund_email, label="Refund e-mail")
+    register_topic(TOPIC_RECEIPT_EMAIL, deliver_receipt_email, label=lazy_gettext("Receipt e-mail"))
+    register_topic(TOPIC_REFUND_EMAIL, deliver_refund_email, label=lazy_gettext("Refund e-mail"))
 
 
 def receipt_recipient(payment: Payment) -> tuple[str, str | None] | None:
