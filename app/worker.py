@@ -19,7 +19,7 @@ from app.checkout.payment_flow import reconcile_stripe_payments
 from app.db import utcnow
 from app.extensions import db
 from app.outbox.services import deliver_due
-from app.sync.services import run_due_syncs
+from app.sync.engine import run_due_syncs
 from app.unit_of_work import unit_of_work
 
 log = logging.getLogger("civicpay.worker")

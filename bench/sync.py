@@ -41,7 +41,7 @@ def _sync_pass(url: str, debtors: int, label: str, queue: multiprocessing.Queue)
     from app.agencies.models import Agency
     from app.demo import ensure_demo_agencies
     from app.extensions import db
-    from app.sync.services import sync_agency
+    from app.sync.engine import sync_agency
     from erp_connectors.demo import DemoERP
 
     app = create_app({"ENV_NAME": "testing", "DATABASE_URL": url, "LOG_LEVEL": "WARNING"})

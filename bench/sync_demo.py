@@ -18,7 +18,7 @@ from app import create_app, migrate
 from app.agencies.models import Agency
 from app.demo import ensure_demo_agencies
 from app.extensions import db
-from app.sync.services import sync_agency
+from app.sync.engine import sync_agency
 from erp_connectors.demo import DemoERP
 
 

@@ -78,12 +78,13 @@ def test_configure_points_an_agency_at_a_rest_erp(app: Flask, db_session: None, 
         assert table(synced.output)["mountvalley"]["new"] > 0
     agency = db.session.scalars(select(Agency).where(Agency.code == "mountvalley")).one()
     assert (agency.connector["type"], agency.sync_interval_minutes) == ("rest", 15)
+    agency_id = agency.id  # the refused command rolls its unit of work back, which expires the object
     down = tmp_path / "down.json"
     down.write_text(json.dumps({"type": "rest", "options": {"base_url": "http://127.0.0.1:9", "retries": 0}}))
     refused = runner.invoke(args=["erp", "configure", "--agency", "mountvalley", "--connector", str(down)])
     assert refused.exit_code != 0 and "Nothing was saved" in refused.output
     db.session.expire_all()
-    assert db.session.get(Agency, agency.id).connector["options"]["base_url"] == server.url
+    assert db.session.get(Agency, agency_id).connector["options"]["base_url"] == server.url
 
 
 def test_check_and_quarantine_commands(app: Flask, db_session: None, tmp_path) -> None:  # noqa: ANN001

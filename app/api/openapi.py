@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from app.api.services import OUTCOMES
-from app.sync.services import CLOSE_REASONS
+from app.sync.apply import CLOSE_REASONS
 from erp_connectors.base import CATEGORIES, STATUSES
 
 

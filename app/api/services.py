@@ -21,7 +21,7 @@ from app.agencies.models import Agency
 from app.api.models import ApiToken
 from app.db import utcnow
 from app.extensions import db
-from app.sync.services import CLOSE_REASONS, PushResult, apply_push
+from app.sync.apply import CLOSE_REASONS, PushResult, apply_push
 from erp_connectors.base import DebtRecord, RecordError, record_from_dict
 
 TOKEN_PREFIX = "cp_"

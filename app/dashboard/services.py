@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.debts.services import AgencyDebts, Summary, open_items_for_user, summarise
-from app.sync.services import RefreshOutcome, refresh_user_debts
+from app.sync.refresh import RefreshOutcome, refresh_user_debts
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""`flask erp ...`: sync agencies' ERPs (with a progress bar), check them, handle quarantine."""
+"""`flask erp ...`: sync agencies' ERPs (with a progress bar), check them, handle quarantine.
+
+Each command is one unit of work: it commits when it ends normally, rolls back when it fails.
+A sync commits each of its batches on its own, earlier (see ``engine``).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,11 @@ from flask.cli import with_appcontext
 from tqdm import tqdm
 
 from app.db import utcnow
-from app.sync.services import (
-    SyncBusy,
-    agencies_to_sync,
-    build_connector,
-    quarantined,
-    resolve_quarantined,
-    retry_quarantined,
-    sync_agency,
-)
+from app.sync.connectors import build_connector, configure_agency_connector
+from app.sync.engine import agencies_to_sync, retry_quarantined, sync_agency
+from app.sync.quarantine import quarantined, resolve_quarantined
+from app.sync.runs import SyncBusy
+from app.unit_of_work import unit_of_work
 
 
 @click.group("erp", help="Work with the agencies' ERP systems.")
@@ -39,6 +39,7 @@ def _agencies(codes: tuple[str, ...]):  # noqa: ANN202
 @click.option("--agency", "codes", multiple=True, help="Agency code; repeat for several (default: all).")
 @click.option("--full", is_flag=True, help="Read everything and close debts the ERP no longer lists.")
 @with_appcontext
+@unit_of_work()
 def sync_command(codes: tuple[str, ...], full: bool) -> None:
     """Copy the debts of each agency's ERP into the portal (incremental when the ERP allows it)."""
     rows = []
@@ -109,6 +110,7 @@ def quarantine_list(code: str | None, limit: int) -> None:
 @quarantine_cli.command("retry")
 @click.option("--agency", "code", required=True, help="The agency whose records to retry.")
 @with_appcontext
+@unit_of_work()
 def quarantine_retry(code: str) -> None:
     """Pull the agency's ERP again; records it has fixed come in, others are quarantined anew."""
     agency = _agencies((code,))[0]
@@ -119,6 +121,7 @@ def quarantine_retry(code: str) -> None:
 @quarantine_cli.command("dismiss")
 @click.argument("record_ids", nargs=-1, type=int, required=True)
 @with_appcontext
+@unit_of_work()
 def quarantine_dismiss(record_ids: tuple[int, ...]) -> None:
     """Dismiss quarantined records that need no action."""
     click.echo(f"{resolve_quarantined(record_ids, 'dismissed', utcnow())} record(s) dismissed.")
@@ -130,11 +133,10 @@ def quarantine_dismiss(record_ids: tuple[int, ...]) -> None:
 @click.option("--interval", type=int, default=None, help="Minutes between scheduled syncs run by `flask worker` (0: none).")
 @click.option("--skip-check", is_flag=True, help="Save even if the ERP cannot be reached now.")
 @with_appcontext
+@unit_of_work()
 def configure_command(code: str, path: str | None, interval: int | None, skip_check: bool) -> None:
     """Point an agency at its ERP (a new ERP is configuration, not code)."""
     import json
-
-    from app.sync.services import configure_agency_connector
 
     agency = _agencies((code,))[0]
     config = None

@@ -1,6 +1,6 @@
 """The sync engine's set-based writes on PostgreSQL: COPY for new debts, one statement per batch for the rest.
 
-These functions know SQL, not the sync's rules: ``services`` decides what each record becomes and
+These functions know SQL, not the sync's rules: ``sorting`` decides what each record becomes and
 hands over plain rows. Everything runs on the session's own connection, inside the batch's
 transaction, so a batch still commits or vanishes as one.
 
@@ -12,7 +12,7 @@ table without statistics may plan as a scan of every debt, once per batch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -26,6 +26,11 @@ DEBT_COLUMNS = (
     "contact_email", "contact_phone", "synced_at", "content_hash", "closed_reason", "closed_at",
 )  # fmt: skip
 INSTALLMENT_COLUMNS = ("debt_id", "number", "due_date", "amount_minor", "paid_minor", "status")
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """A timestamp as UTCDateTime stores it (naive UTC), for statements that bypass the ORM."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def cursor() -> psycopg.Cursor[Any]:

@@ -1,6 +1,6 @@
 """The merge rules of a sync: what a debt becomes when its ERP record changes.
 
-Pure functions of plain values, shared by the row path (``services._apply_batch``) and the
+Pure functions of plain values, shared by the row path (``apply.apply_batch``) and the
 set-based writes (``set_based``), so both follow exactly the same rules.
 """
 

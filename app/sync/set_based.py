@@ -1,6 +1,6 @@
 """Set-based writes of a sync's batches on PostgreSQL, pipelined: batch N is written while N+1 is sorted.
 
-``services`` sorts each batch (hashes, look-ups, validation, quarantine) and hands the records to
+``sorting`` sorts each batch (hashes, look-ups, validation, quarantine) and hands the records to
 write to a ``BatchWriter`` as a ``BatchWrite`` of plain values. ``write_batch`` writes one batch
 in one transaction: new debts by COPY, changed ones by one UPDATE, the merge rules of ``rules``.
 
@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from app.extensions import db
 from app.sync import postgres
 from app.sync.rules import erp_status, merged_installment_paid, merged_status
+from app.unit_of_work import commit_early
 from erp_connectors.base import DebtRecord
 
 log = logging.getLogger("civicpay.sync")
@@ -335,7 +336,7 @@ class BatchWriter:
         """Inline: refresh statistics once the session has committed the batch (pipelined: done by the thread)."""
         if self._executor is None and self._due_for_analyse(self._created):
             _analyse(postgres.cursor())
-            db.session.commit()
+            commit_early("ANALYZE's lock on the tables is released at once, not with the next batch")
 
     def finish(self) -> None:
         """Wait for the batch in flight; raises its error."""

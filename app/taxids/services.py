@@ -39,7 +39,8 @@ from app.domain.references import InvalidReference, normalise_rf
 from app.extensions import db
 from app.i18n import gettext, ngettext
 from app.mail import MailDeliveryError, send_mail
-from app.sync.services import pulls_from_erp, refresh_debtor
+from app.sync.connectors import pulls_from_erp
+from app.sync.refresh import refresh_debtor
 from app.taxids.sms import SMSDeliveryError, sms_gateway
 
 log = logging.getLogger("civicpay.taxids")

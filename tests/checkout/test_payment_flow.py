@@ -116,6 +116,7 @@ def test_two_concurrent_payments_of_one_debt_only_one_succeeds(app: Flask, commi
         debt = DebtFactory(debtor=debtor)
         tokens = [quote_debts(user.id, [f"d{debt.id}"], NOW).token for _ in range(2)]
         user_id, debt_id = user.id, debt.id
+        db.session.commit()  # the quotes, for the two payers' own sessions (a request would commit them)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 

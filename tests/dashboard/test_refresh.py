@@ -13,7 +13,7 @@ from app.checkout.services import CheckoutError, quote_debts
 from app.debts.models import Debt
 from app.dashboard.services import dashboard_for_user
 from app.extensions import db
-from app.sync.services import sync_agency
+from app.sync.engine import sync_agency
 from erp_connectors.demo import MARIA_TAX_ID
 from erp_connectors.demo.server import DemoERPServer
 from tests.factories import AgencyFactory, DebtorFactory, UserFactory, link

@@ -102,6 +102,7 @@ def test_owner_and_guest_paying_one_debt_at_once_only_one_succeeds(app: Flask, c
         assert lookup.status == LOOKUP_PAYABLE and lookup.quote is not None
         guest_token = lookup.quote.token
         user_id, debt_id = user.id, debt.id
+        db.session.commit()  # the quotes, for the two payers' own sessions (a request would commit them)
     barrier = threading.Barrier(2)
     outcomes: dict[str, str] = {}
 

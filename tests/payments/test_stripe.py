@@ -385,6 +385,7 @@ def test_two_concurrent_stripe_checkouts_of_one_debt_make_one_charge(
         debt = DebtFactory(debtor=debtor, principal_minor=8000, due_date=date(2026, 5, 31))
         quotes = [(user.id, quote_debts(user.id, [f"d{debt.id}"], MORNING).token) for user in (first, second)]
         debt_id = debt.id
+        db.session.commit()  # the quotes, for the two payers' own sessions (a request would commit them)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 

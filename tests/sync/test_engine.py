@@ -1,98 +1,24 @@
-"""The sync engine: upsert by content hash, quarantine, closing, kill-safety, one run at a time."""
+"""The sync engine: upsert by content hash, quarantine, closing, kill-safety, one run at a time, schedules."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from app.debts.models import Debt, Installment
+from app.debts.models import Debt
 from app.extensions import db
-from app.sync import services
+from app.sync import engine, runs
+from app.sync.engine import run_due_syncs, sync_agency
 from app.sync.models import QuarantinedRecord, SyncRun
-from app.sync.services import SyncBusy, apply_push, refresh_debtor, start_run, sync_agency
+from app.sync.runs import SyncBusy, start_run
 from erp_connectors.base import DebtRecord, InstallmentRecord, RecordError
 from erp_connectors.demo import DemoERP
 from tests.factories import AgencyFactory
-
-#: Valid Greek AFMs (check digit by stdnum.gr.vat).
-AFM = "147382606"
-OTHER_AFM = "159024173"
-NOW = datetime(2026, 3, 1, 10, tzinfo=UTC)
-
-
-@dataclass
-class ListConnector:
-    """An ERP over a fixed list: the protocol's simplest real implementation.
-
-    ``fail_after`` makes the stream break like an ERP going down mid-export.
-    """
-
-    records: list[DebtRecord | RecordError]
-    fail_after: int | None = None
-    supports_changed_since: bool = True
-    asked_since: list[datetime | None] = field(default_factory=list)
-    delay: float = 0.0
-
-    def check(self) -> None:
-        """Always reachable."""
-
-    def iter_debts(self, changed_since: datetime | None = None) -> Iterator[DebtRecord | RecordError]:
-        self.asked_since.append(changed_since)
-        for position, record in enumerate(self.records):
-            if self.fail_after is not None and position >= self.fail_after:
-                raise ConnectionError("The ERP stopped answering.")
-            yield record
-
-    def fetch_debtor(self, tax_country: str, tax_id: str) -> list[DebtRecord | RecordError]:
-        time.sleep(self.delay)
-        return [r for r in self.records if isinstance(r, DebtRecord) and r.tax_id == tax_id]
-
-    def acknowledge(self, ack: object) -> None:
-        """Not used by the sync."""
-
-
-def record(external_id: str = "A-1", **changes: object) -> DebtRecord:
-    base = DebtRecord(
-        external_id=external_id,
-        tax_id=AFM,
-        tax_country="GR",
-        debtor_name="Μαρία Παπαδοπούλου",
-        category="certified",
-        kind="property_fee",
-        description="Property fee 2025",
-        principal_minor=12000,
-        paid_minor=0,
-        currency="EUR",
-        due_date=date(2026, 1, 31),
-    )
-    return replace(base, **changes)
-
-
-def debt(agency_id: int, external_id: str) -> Debt:
-    return db.session.scalars(select(Debt).where(Debt.agency_id == agency_id, Debt.external_id == external_id)).one()
-
-
-def snapshot(agency_id: int) -> list[tuple]:
-    """Everything a citizen could see of an agency's debts."""
-    rows = db.session.execute(
-        select(
-            Debt.external_id, Debt.principal_minor, Debt.paid_minor, Debt.status, Debt.closed_reason,
-            Debt.due_date, Debt.rf_reference, Debt.content_hash,
-        ).where(Debt.agency_id == agency_id).order_by(Debt.external_id)
-    ).all()  # fmt: skip
-    installments = db.session.execute(
-        select(Debt.external_id, Installment.number, Installment.amount_minor, Installment.paid_minor)
-        .join(Installment, Installment.debt_id == Debt.id)
-        .where(Debt.agency_id == agency_id)
-        .order_by(Debt.external_id, Installment.number)
-    ).all()
-    return [tuple(row) for row in rows] + [tuple(row) for row in installments]
+from tests.sync.helpers import NOW, OTHER_AFM, ListConnector, debt, record, snapshot
 
 
 def test_first_sync_creates_and_a_repeat_changes_nothing(db_session: None) -> None:
@@ -177,7 +103,7 @@ def test_incremental_asks_from_the_last_sync_with_an_overlap(db_session: None) -
     sync_agency(agency, ListConnector([record()]), now=NOW)
     connector = ListConnector([record()])
     sync_agency(agency, connector, full=False, now=NOW + timedelta(hours=1))
-    assert connector.asked_since == [NOW - services.INCREMENTAL_OVERLAP]
+    assert connector.asked_since == [NOW - engine.INCREMENTAL_OVERLAP]
 
 
 BAD_RECORDS = [
@@ -211,7 +137,7 @@ def test_each_bad_record_is_quarantined_with_reason_and_raw_and_good_ones_kept(
 
 
 def test_duplicate_external_id_is_quarantined_even_across_batches(db_session: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services, "BATCH_SIZE", 2)
+    monkeypatch.setattr(engine, "BATCH_SIZE", 2)
     agency = AgencyFactory()
     stream = [record("A-1"), record("A-2"), record("A-3"), record("A-1", principal_minor=1), record("A-3")]
     run = sync_agency(agency, ListConnector(stream), now=NOW)
@@ -222,7 +148,7 @@ def test_duplicate_external_id_is_quarantined_even_across_batches(db_session: No
 
 
 def test_a_sync_killed_midway_then_rerun_equals_one_clean_run(db_session: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services, "BATCH_SIZE", 7)
+    monkeypatch.setattr(engine, "BATCH_SIZE", 7)
     records = list(DemoERP("eastcoast", as_of=date(2026, 3, 1), debtors=10).iter_debts())
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
@@ -277,51 +203,8 @@ def test_installments_are_synced_and_an_rf_assigned(db_session: None) -> None:
     assert [i.status for i in debt(agency.id, "S-1").installments] == ["paid", "open", "open"]
 
 
-def test_pushed_batch_answers_per_record(db_session: None) -> None:
-    agency = AgencyFactory()
-    sync_agency(agency, ListConnector([record("OLD-1"), record("OLD-2")]), now=NOW)
-    result = apply_push(
-        agency,
-        [record("NEW-1"), record("BAD", principal_minor=-1), record("OLD-1")],
-        [("OLD-2", "paid_at_agency"), ("NOPE", "cancelled")],
-        NOW,
-    )
-    assert [(r.index, r.external_id, r.outcome) for r in result.results] == [
-        (0, "NEW-1", "created"),
-        (1, "BAD", "quarantined"),
-        (2, "OLD-1", "unchanged"),
-        (3, "OLD-2", "closed"),
-        (4, "NOPE", "not_found"),
-    ]
-    assert result.run.kind == "push" and result.run.status == "succeeded"
-    assert debt(agency.id, "OLD-2").closed_reason == "paid_at_agency"
-
-
-def test_refresh_reads_the_erp_only_when_stale_and_reports_changes(db_session: None) -> None:
-    agency = AgencyFactory(refresh_max_age_seconds=600)
-    sync_agency(agency, ListConnector([record()]), now=NOW)
-    fresh = refresh_debtor(agency, "GR", AFM, NOW + timedelta(minutes=5), connector=ListConnector([record(principal_minor=1)]))
-    assert not fresh.refreshed and debt(agency.id, "A-1").principal_minor == 12000
-    stale = refresh_debtor(agency, "GR", AFM, NOW + timedelta(minutes=15), connector=ListConnector([record(principal_minor=9900)]))
-    assert stale.refreshed and stale.changed == {"A-1"}
-    assert debt(agency.id, "A-1").principal_minor == 9900
-
-
-def test_refresh_gives_up_after_the_timeout_and_keeps_the_cache(db_session: None) -> None:
-    agency = AgencyFactory(refresh_max_age_seconds=0)
-    sync_agency(agency, ListConnector([record()]), now=NOW)
-    slow = ListConnector([record(principal_minor=1)], delay=2.0)
-    started = time.monotonic()
-    outcome = refresh_debtor(agency, "GR", AFM, NOW + timedelta(minutes=1), timeout=0.3, connector=slow)
-    assert time.monotonic() - started < 1.5
-    assert (outcome.refreshed, outcome.as_of) == (False, NOW)
-    assert "in time" in outcome.error
-    assert debt(agency.id, "A-1").principal_minor == 12000
-
 
 def test_scheduled_syncs_run_when_their_interval_has_passed(db_session: None) -> None:
-    from app.sync.services import run_due_syncs
-
     due = AgencyFactory(code="eastcoast", connector={"type": "demo", "options": {"debtors": 1}}, sync_interval_minutes=15)
     not_yet = AgencyFactory(code="mountvalley", connector={"type": "demo", "options": {"debtors": 1}}, sync_interval_minutes=15)
     AgencyFactory(sync_interval_minutes=15)  # push-only: nothing to pull

@@ -18,17 +18,21 @@ from sqlalchemy import func, select, text
 from app.debts.models import Debt, Debtor
 from app.domain.references import rf_for_debt
 from app.extensions import db
-from app.sync import postgres, services, set_based
+from app.sync import engine, postgres, set_based
+from app.sync.engine import sync_agency
 from app.sync.models import QuarantinedRecord, SyncRun
-from app.sync.services import sync_agency
 from tests.factories import AgencyFactory
-from tests.sync.test_services import AFM, NOW, OTHER_AFM, ListConnector, record
-from tests.sync.test_set_based import (
+from tests.sync.helpers import (
+    AFM,
+    NOW,
+    OTHER_AFM,
+    ListConnector,
     assert_set_based_equals_row_path,
     counts,
     database_state,
     demo_records,
     failing_second_debts_copy,
+    record,
 )
 
 pytestmark = pytest.mark.postgres_only
@@ -60,7 +64,7 @@ def pipelined(app: Flask, committed_db: None, monkeypatch: pytest.MonkeyPatch) -
 def test_pipelined_writes_give_the_row_paths_counts_quarantine_and_database(
     pipelined: list[int], monkeypatch: pytest.MonkeyPatch, batch_size: int
 ) -> None:
-    monkeypatch.setattr(services, "BATCH_SIZE", batch_size)
+    monkeypatch.setattr(engine, "BATCH_SIZE", batch_size)
     assert_set_based_equals_row_path(AgencyFactory(code="eastcoast"), monkeypatch)
     assert len(pipelined) > 10, "the writes did not go through the writer's thread"
 
@@ -69,7 +73,7 @@ def test_the_batch_in_flight_counts_as_written_for_duplicates_and_payment_codes(
     pipelined: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Batches of two; each conflict below is with the batch just before, still uncommitted when looked up."""
-    monkeypatch.setattr(services, "BATCH_SIZE", 2)
+    monkeypatch.setattr(engine, "BATCH_SIZE", 2)
     agency = AgencyFactory(code="eastcoast")
     code = agency.code
     moving = record("X-1", rf_reference=rf_for_debt(code, "OLD-CODE"))
@@ -113,7 +117,7 @@ def test_the_batch_in_flight_counts_as_written_for_duplicates_and_payment_codes(
 def test_a_write_that_fails_in_the_thread_fails_the_run_and_a_rerun_finishes_the_job(
     pipelined: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "BATCH_SIZE", 10)
+    monkeypatch.setattr(engine, "BATCH_SIZE", 10)
     records = demo_records(debtors=15)
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
@@ -137,7 +141,7 @@ def test_a_write_that_fails_in_the_thread_fails_the_run_and_a_rerun_finishes_the
 def test_an_erp_failure_while_a_batch_is_in_flight_keeps_that_batch_and_counts_it(
     pipelined: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "BATCH_SIZE", 5)
+    monkeypatch.setattr(engine, "BATCH_SIZE", 5)
     records = demo_records(debtors=6)
     agency = AgencyFactory(code="eastcoast")
     with pytest.raises(ConnectionError):
@@ -225,7 +229,7 @@ def test_a_batch_relying_on_a_debtor_the_batch_before_did_not_write_is_written_t
     app: Flask, pipelined: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Batch 1 promised a new debtor id but met another sync's row; batch 2, prepared meanwhile, used the promise."""
-    monkeypatch.setattr(services, "BATCH_SIZE", 1)
+    monkeypatch.setattr(engine, "BATCH_SIZE", 1)
     prepare_batch = set_based.prepare_batch
     other_id: list[int] = []
 

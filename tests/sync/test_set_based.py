@@ -7,170 +7,34 @@ a sync killed inside a batch's writes leaves nothing of that batch behind.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import func, select, text
 
-from app.agencies.models import Agency
-from app.debts.models import Debt, Debtor, Installment
+from app.debts.models import Debt
 from app.extensions import db
-from app.payments.models import Payment
-from app.sync import postgres, services
+from app.sync import engine, postgres, runs
+from app.sync.engine import sync_agency
+from app.sync.hashing import EARLIER_HASHES, content_hash, legacy_content_hash, sha1_content_hash
 from app.sync.models import QuarantinedRecord, SyncRun
-from app.sync.services import EARLIER_HASHES, content_hash, legacy_content_hash, sha1_content_hash, sync_agency
-from erp_connectors.base import DebtRecord, InstallmentRecord, RecordError
-from erp_connectors.demo import DemoERP
+from erp_connectors.base import DebtRecord, InstallmentRecord
 from tests.factories import AgencyFactory
-from tests.sync.test_services import AFM, NOW, OTHER_AFM, ListConnector, record
+from tests.sync.helpers import (
+    NOW,
+    OTHER_AFM,
+    ListConnector,
+    assert_set_based_equals_row_path,
+    bad_records,
+    database_state,
+    demo_records,
+    failing_second_debts_copy,
+    hold_with_a_payment,
+    record,
+)
 
-AS_OF = date(2026, 3, 1)
 ON_POSTGRESQL = pytest.mark.postgres_only
-
-
-def demo_records(debtors: int = 12) -> list[DebtRecord]:
-    return [item for item in DemoERP("eastcoast", as_of=AS_OF, debtors=debtors).iter_debts() if isinstance(item, DebtRecord)]
-
-
-def database_state(agency_id: int) -> dict[str, list[tuple]]:
-    """Everything the sync wrote for an agency, without surrogate ids (they depend on the order of writes)."""
-    debts = db.session.execute(
-        select(
-            Debt.external_id, Debtor.country, Debtor.tax_id, Debtor.name, Debt.category, Debt.kind,
-            Debt.description, Debt.currency, Debt.principal_minor, Debt.paid_minor, Debt.due_date,
-            Debt.rf_reference, Debt.status, Debt.vehicle_plate, Debt.contact_email, Debt.contact_phone,
-            Debt.pending_payment_id.is_not(None), Debt.synced_at, Debt.content_hash, Debt.closed_reason, Debt.closed_at,
-            Debt.review_reason,
-        )
-        .join(Debtor, Debt.debtor_id == Debtor.id)
-        .where(Debt.agency_id == agency_id)
-        .order_by(Debt.external_id)
-    ).all()  # fmt: skip
-    installments = db.session.execute(
-        select(
-            Debt.external_id, Installment.number, Installment.due_date, Installment.amount_minor,
-            Installment.paid_minor, Installment.status, Installment.pending_payment_id.is_not(None),
-        )
-        .join(Debt, Installment.debt_id == Debt.id)
-        .where(Debt.agency_id == agency_id)
-        .order_by(Debt.external_id, Installment.number)
-    ).all()  # fmt: skip
-    quarantined = db.session.execute(
-        select(QuarantinedRecord.external_id, QuarantinedRecord.reason, QuarantinedRecord.raw, QuarantinedRecord.status)
-        .where(QuarantinedRecord.agency_id == agency_id)
-        .order_by(QuarantinedRecord.id)
-    ).all()
-    debtors = db.session.execute(select(Debtor.country, Debtor.tax_id, Debtor.name).order_by(Debtor.tax_id)).all()
-    return {
-        "debts": [tuple(row) for row in debts],
-        "installments": [tuple(row) for row in installments],
-        "quarantined": [tuple(row) for row in quarantined],
-        "debtors": [tuple(row) for row in debtors],
-    }
-
-
-def counts(run: SyncRun) -> tuple:
-    return (run.kind, run.status, run.created, run.updated, run.unchanged, run.closed, run.quarantined, run.flagged, run.error)
-
-
-def hold_with_a_payment(agency_id: int, external_id: str, *, installment: bool = False) -> None:
-    """An online payment holds the debt (or its first installment) right now."""
-    payment = Payment(reference=f"CP-{external_id[-6:]}-HOLD", currency="EUR", amount_minor=100, provider="sandbox")
-    db.session.add(payment)
-    db.session.flush()
-    debt = db.session.scalars(select(Debt).where(Debt.agency_id == agency_id, Debt.external_id == external_id)).one()
-    if installment:
-        debt.installments[0].pending_payment_id = payment.id
-    else:
-        debt.pending_payment_id = payment.id
-    db.session.commit()
-
-
-def bad_records() -> list[DebtRecord | RecordError]:
-    return [
-        record("BAD-NEGATIVE", principal_minor=-5),
-        RecordError("The amount 'abc' is not a number.", {"external_id": "BAD-TEXT", "amount": "abc"}),
-        RecordError("Row 7 is not valid windows-1253 text.", "b'\\xff\\xfe'"),
-        record("BAD-CATEGORY", category="disputed"),
-        record("BAD-AFM", tax_id="123456789"),
-        record("BAD-RF", rf_reference="RF00BADREF"),
-        record("BAD-CURRENCY", currency="USD"),
-        record("BAD-LONG", description="Δ" * 301),
-        record("BAD-HUGE", principal_minor=2**31),
-        record("SAME-RF", rf_reference=None, tax_id=OTHER_AFM),
-        record("SAME_RF", tax_id=OTHER_AFM),  # rf_for_debt drops the punctuation: the same RF as SAME-RF
-    ]
-
-
-def run_scenario(agency: Agency) -> list[tuple]:
-    """Five syncs that go through every rule: create, unchanged, update, close, flag, vanish, reopen, quarantine."""
-    demo = demo_records()
-    settled = next(item for item in demo if item.category == "settled" and item.status == "open")
-    plain = [item for item in demo if item.category != "settled" and item.status == "open" and item.paid_minor == 0]
-    to_pay, to_cancel, to_vanish, to_flag, to_flag_vanished, to_reopen = plain[:6]
-    runs = []
-
-    first = [*demo[:20], *bad_records(), demo[3], *demo[20:], demo[25]]  # demo[3] and demo[25] twice
-    runs.append(sync_agency(agency, ListConnector(first), now=NOW))
-    runs.append(sync_agency(agency, ListConnector(first), now=NOW + timedelta(hours=1)))  # unchanged
-
-    hold_with_a_payment(agency.id, to_flag.external_id)
-    hold_with_a_payment(agency.id, to_flag_vanished.external_id, installment=False)
-    changes = {
-        to_pay.external_id: replace(to_pay, status="paid", paid_minor=to_pay.principal_minor),
-        to_cancel.external_id: replace(to_cancel, status="cancelled"),
-        to_flag.external_id: replace(to_flag, status="paid", paid_minor=to_flag.principal_minor),
-        settled.external_id: replace(
-            settled,
-            paid_minor=settled.paid_minor + settled.installments[-1].amount_minor - settled.installments[-1].paid_minor,
-            installments=(*settled.installments[:-1], replace(settled.installments[-1], paid_minor=settled.installments[-1].amount_minor)),
-        ),
-        demo[1].external_id: replace(demo[1], description="Corrected description", debtor_name="Renamed debtor"),
-    }
-    second = [changes.get(item.external_id, item) for item in demo if item.external_id not in (to_vanish.external_id, to_flag_vanished.external_id)]
-    runs.append(sync_agency(agency, ListConnector(second), now=NOW + timedelta(days=1)))
-
-    # An incremental sync closes nothing as vanished; a record added later, another settled debt.
-    extra = record("NEW-1", category="settled", installments=(InstallmentRecord(1, date(2026, 4, 1), 6000), InstallmentRecord(2, date(2026, 5, 1), 6000)))
-    runs.append(sync_agency(agency, ListConnector([extra, changes[to_pay.external_id]]), full=False, now=NOW + timedelta(days=2)))
-
-    # The vanished debt comes back; the paid one is reopened by the ERP (a counter payment reversed).
-    again = {to_pay.external_id: to_pay, to_reopen.external_id: replace(to_reopen, description="Changed later")}
-    third = [again.get(item.external_id, item) for item in second] + [to_vanish, extra]
-    runs.append(sync_agency(agency, ListConnector(third), now=NOW + timedelta(days=3)))
-    return [counts(run) for run in runs]
-
-
-def forget_everything(agency: Agency) -> None:
-    """Remove what the scenario wrote, so the other path starts from the same empty database."""
-    db.session.execute(delete(Installment).where(Installment.debt_id.in_(select(Debt.id).where(Debt.agency_id == agency.id))))
-    db.session.execute(delete(Debt).where(Debt.agency_id == agency.id))
-    db.session.execute(delete(Payment))
-    db.session.execute(delete(QuarantinedRecord).where(QuarantinedRecord.agency_id == agency.id))
-    db.session.execute(delete(SyncRun).where(SyncRun.agency_id == agency.id))
-    db.session.execute(delete(Debtor))
-    agency.synced_until = agency.last_full_sync_at = None
-    db.session.commit()
-
-
-def assert_set_based_equals_row_path(agency: Agency, monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
-    """Run the scenario by the row path, forget it, run it set-based: same counts and database. Returns the counts."""
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", False)
-    row_counts = run_scenario(agency)
-    row_state = database_state(agency.id)
-    forget_everything(agency)
-
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", True)
-    set_counts = run_scenario(agency)
-    set_state = database_state(agency.id)
-
-    assert set_counts == row_counts
-    for part in ("debts", "installments", "quarantined", "debtors"):
-        assert set_state[part] == row_state[part], part
-    return row_counts
 
 
 @ON_POSTGRESQL
@@ -178,7 +42,7 @@ def assert_set_based_equals_row_path(agency: Agency, monkeypatch: pytest.MonkeyP
 def test_set_based_writes_give_the_same_counts_quarantine_and_database_as_the_row_path(
     db_session: None, monkeypatch: pytest.MonkeyPatch, batch_size: int
 ) -> None:
-    monkeypatch.setattr(services, "BATCH_SIZE", batch_size)
+    monkeypatch.setattr(engine, "BATCH_SIZE", batch_size)
     agency = AgencyFactory(code="eastcoast")
     row_counts = assert_set_based_equals_row_path(agency, monkeypatch)
     # The scenario did go through every rule.
@@ -194,8 +58,8 @@ def test_set_based_writes_give_the_same_counts_quarantine_and_database_as_the_ro
 
 @pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
 def test_an_unchanged_sync_rewrites_no_row(db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool) -> None:
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", set_based)
-    monkeypatch.setattr(services, "BATCH_SIZE", 9)
+    monkeypatch.setattr(engine, "SET_BASED_ON_POSTGRESQL", set_based)
+    monkeypatch.setattr(engine, "BATCH_SIZE", 9)
     agency = AgencyFactory(code="eastcoast")
     records = demo_records()
     first = sync_agency(agency, ListConnector(records), now=NOW)
@@ -212,30 +76,12 @@ def test_an_unchanged_sync_rewrites_no_row(db_session: None, monkeypatch: pytest
         assert db.session.execute(text(versions)).all() == before
 
 
-@contextlib.contextmanager
-def failing_second_debts_copy(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> Iterator[None]:
-    """The second COPY into debts raises ``error`` once it has written: between a batch's debts and installments."""
-    copy_payload = postgres.copy_payload
-    copies: list[str] = []
-
-    def failing_copy(cursor: object, table: str, columns: object, payload: str) -> None:
-        copies.append(table)
-        copy_payload(cursor, table, columns, payload)
-        if table == "debts" and copies.count("debts") == 2:
-            raise error
-
-    monkeypatch.setattr(postgres, "copy_payload", failing_copy)
-    try:
-        yield
-    finally:
-        monkeypatch.setattr(postgres, "copy_payload", copy_payload)
-
 
 @ON_POSTGRESQL
 def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_clean_run(
     db_session: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "BATCH_SIZE", 10)
+    monkeypatch.setattr(engine, "BATCH_SIZE", 10)
     records = demo_records(debtors=15)
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
@@ -253,7 +99,7 @@ def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_
     assert db.session.scalar(orphans) == 0
     dead = db.session.scalars(select(SyncRun).where(SyncRun.agency_id == broken_agency.id)).one()
     assert dead.status == "running"  # nobody was left to say otherwise
-    dead.heartbeat_at = NOW - services.STALE_RUN_AFTER * 2
+    dead.heartbeat_at = NOW - runs.STALE_RUN_AFTER * 2
     db.session.commit()
 
     rerun = sync_agency(broken_agency, ListConnector(records), now=NOW)
@@ -268,7 +114,7 @@ def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_
 def test_a_hash_stored_in_an_earlier_form_counts_as_unchanged_and_is_replaced(
     db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool, earlier_hash: Callable[[DebtRecord], str]
 ) -> None:
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", set_based)
+    monkeypatch.setattr(engine, "SET_BASED_ON_POSTGRESQL", set_based)
     agency = AgencyFactory()
     settled = record("S-1", category="settled", installments=(InstallmentRecord(1, date(2026, 1, 31), 6000), InstallmentRecord(2, date(2026, 2, 28), 6000)))
     sync_agency(agency, ListConnector([record("A-1"), settled]), now=NOW)
@@ -289,7 +135,7 @@ def test_a_hash_stored_in_an_earlier_form_counts_as_unchanged_and_is_replaced(
 def test_a_hash_of_an_earlier_form_that_does_not_match_means_changed(
     db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool
 ) -> None:
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", set_based)
+    monkeypatch.setattr(engine, "SET_BASED_ON_POSTGRESQL", set_based)
     agency = AgencyFactory()
     sync_agency(agency, ListConnector([record("A-1")]), now=NOW)
     debt = db.session.scalars(select(Debt).where(Debt.external_id == "A-1")).one()
@@ -306,7 +152,7 @@ def test_a_hash_of_an_earlier_form_that_does_not_match_means_changed(
 def test_a_record_the_database_could_not_hold_is_quarantined_not_fatal_to_its_batch(
     db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool
 ) -> None:
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", set_based)
+    monkeypatch.setattr(engine, "SET_BASED_ON_POSTGRESQL", set_based)
     agency = AgencyFactory()
     stream = [
         record("GOOD-1"),
@@ -324,54 +170,12 @@ def test_a_record_the_database_could_not_hold_is_quarantined_not_fatal_to_its_ba
     assert set(db.session.scalars(select(Debt.external_id))) == {"GOOD-1", "GOOD-2"}
 
 
-@pytest.mark.parametrize(
-    "changed",
-    [
-        {"description": "Other"}, {"principal_minor": 12001}, {"due_date": date(2026, 2, 1)}, {"status": "paid"},
-        {"contact_email": "someone@example.org"}, {"vehicle_plate": "None"}, {"debtor_name": "Άλλος"},
-        {"rf_reference": "RF18539007547034"}, {"installments": (InstallmentRecord(1, date(2026, 1, 31), 12000),)},
-    ],
-    ids=lambda changed: next(iter(changed)),
-)
-def test_the_content_hash_changes_with_every_field_but_the_update_time(changed: dict) -> None:
-    base = record("A-1", tax_id=AFM)
-    assert content_hash(replace(base, **changed)) != content_hash(base)
-    assert content_hash(replace(base, updated_at=NOW)) == content_hash(base)
-
-
-@pytest.mark.parametrize(
-    "a, b",
-    [
-        ({"principal_minor": 5}, {"principal_minor": "5"}),
-        ({"vehicle_plate": None}, {"vehicle_plate": "None"}),
-        ({"description": "a", "kind": "bc"}, {"description": "ab", "kind": "c"}),
-    ],
-    ids=["int-or-text", "none-or-text", "boundary"],
-)
-def test_the_content_hash_tells_apart_values_that_print_alike(a: dict, b: dict) -> None:
-    base = record("A-1", tax_id=AFM)
-    assert content_hash(replace(base, **a)) != content_hash(replace(base, **b))
-
-
-def test_the_content_hash_depends_on_the_values_not_on_which_objects_hold_them() -> None:
-    shared = "".join(["EC-", "1"])
-    same_object = record(shared, tax_id=AFM, description=shared)
-    equal_objects = record("".join(["EC-", "1"]), tax_id=AFM, description="".join(["EC", "-1"]))
-    assert content_hash(same_object) == content_hash(equal_objects)
-
-
-def test_a_record_marshal_cannot_write_still_gets_a_hash_of_its_own() -> None:
-    base = record("A-1", tax_id=AFM)
-    odd = replace(base, due_date="31/01/2026")  # not a date: such a record is quarantined
-    assert len(content_hash(odd)) == 32
-    assert content_hash(odd) != content_hash(replace(base, due_date="01/02/2026"))
-
 
 @pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
 def test_text_that_copy_must_escape_is_stored_exactly_as_the_erp_sent_it(
     db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool
 ) -> None:
-    monkeypatch.setattr(services, "SET_BASED_ON_POSTGRESQL", set_based)
+    monkeypatch.setattr(engine, "SET_BASED_ON_POSTGRESQL", set_based)
     agency = AgencyFactory()
     tricky = record(
         "X\\1\t2",
