@@ -95,9 +95,7 @@ def register_blueprints(app: Flask) -> None:
     from app.receipts.views import bp as receipts_bp
     from app.taxids.views import bp as taxids_bp
     from app.templating import register_template_helpers
-    from app.treasury.views import bp as treasury_bp
-    from app.treasury import refund_views  # noqa: F401 - adds the refund route to the treasury blueprint
-    from app.treasury.catalog_views import tickets_bp
+    from app.treasury import register_blueprints as register_treasury
     from app.guest import shop_views  # noqa: F401 - adds the catalog's pages to the guest blueprint
     from app.webhooks.views import bp as webhooks_bp
 
@@ -109,8 +107,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(payments_bp)
     app.register_blueprint(receipts_bp)
     app.register_blueprint(taxids_bp)
-    app.register_blueprint(treasury_bp)
-    app.register_blueprint(tickets_bp)
+    register_treasury(app)  # the treasury blueprint with every room's routes, and the ticket check's
     # The push API authenticates each request with a bearer token, not a cookie: no CSRF.
     csrf.exempt(api_bp)
     # Webhooks are signed by the provider (checked in the view), not sent from our pages: no CSRF.

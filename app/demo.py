@@ -10,7 +10,7 @@ from app.accounts.services import ensure_user
 from app.agencies.models import ALL_CATEGORIES, Agency
 from app.catalog.models import CatalogItem
 from app.extensions import db
-from app.treasury.services import DemoStaff, ensure_demo_staff
+from app.treasury.access.services import DemoStaff, ensure_demo_staff
 from erp_connectors.demo import DEMO_AGENCIES, DEMO_CITIZENS, DemoCitizen
 
 
@@ -21,7 +21,7 @@ class DemoSetup:
     agencies_created: int
     agencies_total: int
     citizens: tuple[DemoCitizen, ...]
-    #: One treasury administrator per demo agency (see app.treasury.services.ensure_demo_staff).
+    #: One treasury administrator per demo agency (see app.treasury.access.services.ensure_demo_staff).
     staff: tuple[DemoStaff, ...] = ()
 
 

@@ -113,7 +113,7 @@ def _app(url: str):  # noqa: ANN202 - a Flask app
 def _history(url: str, payments: int, queue: multiprocessing.Queue) -> None:
     from app.agencies.models import Agency
     from app.extensions import db
-    from app.treasury.services import Cursor, PaymentFilters, payment_history
+    from app.treasury.history.services import Cursor, PaymentFilters, payment_history
 
     app = _app(url)
     with app.test_request_context():
@@ -151,7 +151,7 @@ def _history(url: str, payments: int, queue: multiprocessing.Queue) -> None:
 
 def _export_filters(url: str, rows: int):  # noqa: ANN202 - PaymentFilters
     """The newest local days of bench-town that hold about ``rows`` payments."""
-    from app.treasury.services import PaymentFilters
+    from app.treasury.history.services import PaymentFilters
 
     engine = create_engine(url)
     with engine.connect() as connection:
@@ -167,7 +167,7 @@ def _export_filters(url: str, rows: int):  # noqa: ANN202 - PaymentFilters
 def _export(url: str, rows: int, method: str, queue: multiprocessing.Queue) -> None:
     from app.agencies.models import Agency
     from app.extensions import db
-    from app.treasury.services import export_csv, export_xlsx
+    from app.treasury.history.export import export_csv, export_xlsx
 
     filters = _export_filters(url, rows)
     app = _app(url)

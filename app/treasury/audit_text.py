@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.i18n import gettext
-from app.treasury import services
+from app.treasury.access import services
 
 
 def outbox_topic_label(topic: str) -> str:

@@ -5,14 +5,9 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from app.treasury.access.second_factor import reset_second_factor_by_email
+from app.treasury.access.services import TreasuryError, grant_by_email, revoke_by_email, set_platform_admin
 from app.treasury.models import ROLES
-from app.treasury.services import (
-    TreasuryError,
-    grant_by_email,
-    reset_second_factor_by_email,
-    revoke_by_email,
-    set_platform_admin,
-)
 
 
 @click.group("treasury", help="Treasury staff and their roles.")

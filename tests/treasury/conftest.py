@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pyotp
 import pytest
 import time_machine
 from flask.testing import FlaskClient
@@ -35,3 +37,19 @@ def sign_in(client: FlaskClient, user: User) -> None:
     log_in(client, user.email, PASSWORD)
     response = pass_second_factor(client)
     assert response.status_code == 303, response.get_data(as_text=True)
+
+
+SECRET_ON_PAGE = re.compile(r'data-testid="totp-secret">([A-Z2-7]+)<')
+RECOVERY_CODE = re.compile(r"<code>([0-9a-f]{5}-[0-9a-f]{5})</code>")
+
+
+def enrol(client: FlaskClient) -> tuple[str, list[str]]:
+    """Walk the set-up page like a person with an authenticator app; returns (secret, codes)."""
+    page = client.get("/treasury/2fa/setup")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    secret = SECRET_ON_PAGE.search(html).group(1)
+    data = {"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_token(client, "/treasury/2fa/setup")}
+    confirmed = client.post("/treasury/2fa/setup", data=data)
+    assert confirmed.status_code == 200, confirmed.get_data(as_text=True)
+    return secret, RECOVERY_CODE.findall(confirmed.get_data(as_text=True))

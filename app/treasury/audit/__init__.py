@@ -1,0 +1,1 @@
+"""The agency's audit log: searchable, exported as CSV."""

@@ -1,0 +1,1 @@
+"""The agency's catalog (tickets, permits, fees, donations) and the door's ticket check."""

@@ -1,0 +1,1 @@
+"""Payment history: the agency's payments, filtered, one payment's page, the CSV and XLSX export."""

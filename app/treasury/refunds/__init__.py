@@ -1,0 +1,1 @@
+"""Refunds from the payment page, for staff with the refund role."""

@@ -1,0 +1,1 @@
+"""Agency settings: payable online, surcharges, withholdings, guest factors, credentials, e-mail texts."""
