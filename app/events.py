@@ -33,9 +33,9 @@ payment_failed = _events.signal("payment.failed")
 #: sender: the ``Refund`` (status "succeeded"); data: ``payment`` (the refunded ``Payment``).
 refund_made = _events.signal("refund.made")
 
-#: A sync run wrote new or changed debts of an agency.
-#: sender: the agency's id (int); data: ``run_id`` (the sync run), ``created`` and ``updated``
-#: (counts of debts), ``at`` (when the run finished, UTC).
+#: A sync run (full, incremental, pushed or a debtor's refresh) created, changed or closed debts.
+#: sender: the agency's id (int); data: ``run_id``, ``kind`` ("full", "incremental", "push",
+#: "refresh"), ``created``, ``updated`` and ``closed`` (counts of debts), ``at`` (its end, UTC).
 debts_synced = _events.signal("debts.synced")
 
 #: Every event, by name: for listings and for tests that check each has its listeners.

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import events
 from app.agencies.models import Agency
 from app.db import utcnow
 from app.extensions import db
@@ -82,12 +83,22 @@ def start_run(agency: Agency, kind: str, now: datetime, changed_since: datetime 
 
 
 def finish_run(run: SyncRun, status: str, error: str | None = None) -> None:
-    """Record how the run ended (flushed: the caller commits)."""
+    """Record how the run ended (flushed: the caller commits); announce the debts it wrote."""
     run.status = status
     run.finished_at = utcnow()
     run.heartbeat_at = run.finished_at
     run.error = error
     db.session.flush()
+    if status == "succeeded" and (run.created or run.updated or run.closed):
+        events.debts_synced.send(
+            run.agency_id,
+            run_id=run.id,
+            kind=run.kind,
+            created=run.created,
+            updated=run.updated,
+            closed=run.closed,
+            at=run.finished_at,
+        )
 
 
 def settle(state: RunState) -> None:
