@@ -116,3 +116,19 @@ def test_the_outbox_delivers_every_topic_its_listeners_write(app) -> None:  # no
     }
     assert all(topic.label for topic in registered_topics().values())
     assert events.payment_succeeded.receivers and events.refund_made.receivers
+
+
+def test_every_topic_says_what_it_does_in_both_languages(app) -> None:  # noqa: ANN001 - the app fixture
+    """The treasury shows each topic by the label its feature registered, translated."""
+    from flask_babel import force_locale
+
+    from app.outbox.services import registered_topics
+    from app.treasury.audit_text import outbox_topic_label
+
+    with app.test_request_context():
+        with force_locale("en"):
+            english = {name: outbox_topic_label(name) for name in registered_topics()}
+        with force_locale("el"):
+            greek = {name: outbox_topic_label(name) for name in registered_topics()}
+    assert english["receipt_email"] == "Receipt e-mail"
+    assert all(greek[name] != english[name] for name in english)

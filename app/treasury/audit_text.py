@@ -9,19 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from app.i18n import gettext
+from app.outbox.services import registered_topics
 from app.treasury.access import services
 
 
 def outbox_topic_label(topic: str) -> str:
-    """What a write-back message does, in words."""
-    labels = {
-        "erp_payment_ack": gettext("Payment recorded in the ERP"),
-        "erp_refund_ack": gettext("Refund recorded in the ERP"),
-        "erp_sale_ack": gettext("Sale recorded in the ERP"),
-        "receipt_email": gettext("Receipt e-mail"),
-        "refund_email": gettext("Refund e-mail"),
-    }
-    return labels.get(topic, topic)
+    """What an outbox message does, in words: the label its feature registered with the topic."""
+    registered = registered_topics().get(topic)
+    return str(registered.label) if registered is not None else topic
 
 
 def audit_action_labels() -> dict[str, str]:
