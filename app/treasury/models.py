@@ -43,14 +43,16 @@ class StaffMembership(Base):
 
 
 class StaffRecoveryCode(Base):
-    """A one-time code that stands in for the authenticator; only its SHA-256 is kept."""
+    """A one-time code that stands in for the authenticator; only an argon2 hash of it is kept."""
 
     __tablename__ = "staff_recovery_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    #: SHA-256 hex of the normalised code (lower case, no dashes); never the code.
-    code_hash: Mapped[str] = mapped_column(String(64))
+    #: argon2id hash of the normalised code (lower case, no dashes); never the code. A code made
+    #: before argon2 holds "sha256+" and argon2id of its old SHA-256 hex, or, until its owner next
+    #: passes the second factor, that bare SHA-256 hex (app.treasury.access.second_factor).
+    code_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: When it was used; a used code never works again.
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,10 +15,12 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.extensions import db
+from app.treasury.access.second_factor import _hash_recovery_code
 from app.treasury.models import StaffRecoveryCode
-from tests.factories import PASSWORD, AgencyFactory, STAFF_TOTP_SECRET, staff_member, totp_code
+from tests.factories import PASSWORD, STAFF_TOTP_SECRET, AgencyFactory, staff_member, totp_code
 from tests.helpers import csrf_token, log_in, page_text
 from tests.treasury.conftest import MORNING, SECRET_ON_PAGE, enrol, pass_second_factor
+
 
 def test_first_sign_in_sets_up_the_authenticator_and_shows_ten_recovery_codes_once(client: FlaskClient) -> None:
     user = staff_member(AgencyFactory(), "view", enrolled=False)
@@ -102,6 +106,82 @@ def test_a_recovery_code_works_once(client: FlaskClient, app: Flask) -> None:
     log_in(client, user.email, PASSWORD)
     assert pass_second_factor(client, codes[3]).status_code == 400
     assert pass_second_factor(client, codes[4]).status_code == 303
+
+
+def _stored_hashes(user_id: int) -> dict[str, str | None]:
+    """Each of the person's recovery code hashes, with "used" or None."""
+    rows = db.session.execute(
+        select(StaffRecoveryCode.code_hash, StaffRecoveryCode.used_at).where(StaffRecoveryCode.user_id == user_id)
+    ).all()
+    return {code_hash: ("used" if used_at else None) for code_hash, used_at in rows}
+
+
+def test_a_new_recovery_code_is_stored_as_argon2_and_works_once(client: FlaskClient) -> None:
+    user = staff_member(AgencyFactory(), "view", enrolled=False)
+    user_id = user.id
+    log_in(client, user.email, PASSWORD)
+    _secret, codes = enrol(client)
+    hashes = _stored_hashes(user_id)
+    assert len(hashes) == 10 and all(code_hash.startswith("$argon2id$") for code_hash in hashes)
+    assert len(set(hashes)) == 10  # salted: no two alike, and none is the code's SHA-256
+    assert not {hashlib.sha256(code.replace("-", "").encode()).hexdigest() for code in codes} & set(hashes)
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/treasury")})
+
+    log_in(client, user.email, PASSWORD)
+    assert pass_second_factor(client, codes[0]).status_code == 303
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/treasury")})
+    log_in(client, user.email, PASSWORD)
+    assert pass_second_factor(client, codes[0]).status_code == 400
+    assert list(_stored_hashes(user_id).values()).count("used") == 1
+
+
+def test_an_old_sha256_recovery_code_still_works_and_no_sha256_is_left(client: FlaskClient) -> None:
+    """Codes stored before argon2: the one used and the ones left are all argon2 afterwards, and still work."""
+    user = staff_member(AgencyFactory(), "view")
+    user_id = user.id
+    codes = ["0a1b2-c3d4e", "11111-22222", "abcde-f0123"]
+    for code in codes:  # as the earlier version stored them: unsalted SHA-256 hex
+        digest = hashlib.sha256(code.replace("-", "").encode()).hexdigest()
+        db.session.add(StaffRecoveryCode(user_id=user_id, code_hash=digest, created_at=MORNING))
+    db.session.commit()
+
+    log_in(client, user.email, PASSWORD)
+    assert pass_second_factor(client, codes[0].upper()).status_code == 303
+    hashes = _stored_hashes(user_id)
+    assert not [code_hash for code_hash in hashes if re.fullmatch(r"[0-9a-f]{64}", code_hash)]
+    [used] = [code_hash for code_hash, state in hashes.items() if state == "used"]
+    assert used.startswith("$argon2id$")
+    assert sorted(code_hash[:17] for code_hash, state in hashes.items() if state is None) == ["sha256+$argon2id$"] * 2
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/treasury")})
+
+    # The codes not used yet keep working after their hashes were upgraded; the used one does not.
+    log_in(client, user.email, PASSWORD)
+    assert pass_second_factor(client, codes[0]).status_code == 400
+    assert pass_second_factor(client, codes[2]).status_code == 303
+
+
+def test_a_totp_sign_in_upgrades_old_recovery_codes_without_using_them(client: FlaskClient) -> None:
+    user = staff_member(AgencyFactory(), "view")
+    user_id = user.id
+    digest = hashlib.sha256(b"99999aaaaa").hexdigest()
+    db.session.add(StaffRecoveryCode(user_id=user_id, code_hash=digest, created_at=MORNING))
+    db.session.commit()
+    log_in(client, user.email, PASSWORD)
+    assert pass_second_factor(client).status_code == 303
+    [(code_hash, state)] = _stored_hashes(user_id).items()
+    assert code_hash.startswith("sha256+$argon2id$") and state is None
+
+
+@pytest.mark.parametrize("code", ["00000-00000", "0a1b2-c3d4f", "0a1b2c3d4e0", "0a1b2-c3d4", "not a code"])
+def test_a_wrong_recovery_code_fails(client: FlaskClient, code: str) -> None:
+    user = staff_member(AgencyFactory(), "view")
+    user_id = user.id
+    db.session.add(StaffRecoveryCode(user_id=user_id, code_hash=hashlib.sha256(b"0a1b2c3d4e").hexdigest(), created_at=MORNING))
+    db.session.add(StaffRecoveryCode(user_id=user_id, code_hash=_hash_recovery_code("fffff-00000"), created_at=MORNING))
+    db.session.commit()
+    log_in(client, user.email, PASSWORD)
+    assert pass_second_factor(client, code).status_code == 400
+    assert list(_stored_hashes(user_id).values()) == [None, None]
 
 
 def test_wrong_codes_are_limited_per_account_and_logged_without_the_code(
