@@ -87,8 +87,9 @@ class Debt(Base):
     #: The payment holding this debt while a card charge is under way (null when free).
     pending_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: Hash (SHA-1, hex) of the ERP record as last applied: an unchanged record is skipped on this
-    #: alone. Hashes of the older SHA-256 form are recognised and rewritten (app.sync.services).
+    #: Hash of the ERP record as last applied ("j1:" + BLAKE2b-128 hex of its canonical JSON): an
+    #: unchanged record is skipped on this alone. Earlier forms are recognised once and rewritten
+    #: (app.sync.hashing).
     content_hash: Mapped[str | None] = mapped_column(String(64))
     #: Why a debt stopped being open without an online payment: "paid_at_agency", "cancelled", "vanished".
     closed_reason: Mapped[str | None] = mapped_column(String(32))

@@ -17,7 +17,13 @@ from app.debts.models import Debt
 from app.extensions import db
 from app.sync import engine, postgres, runs
 from app.sync.engine import sync_agency
-from app.sync.hashing import EARLIER_HASHES, content_hash, legacy_content_hash, sha1_content_hash
+from app.sync.hashing import (
+    EARLIER_HASHES,
+    content_hash,
+    legacy_content_hash,
+    marshal_content_hash,
+    sha1_content_hash,
+)
 from app.sync.models import QuarantinedRecord, SyncRun
 from erp_connectors.base import DebtRecord, InstallmentRecord
 from tests.factories import AgencyFactory
@@ -109,7 +115,14 @@ def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_
     assert database_state(broken_agency.id)["installments"] == database_state(clean_agency.id)["installments"]
 
 
-@pytest.mark.parametrize("earlier_hash", [sha1_content_hash, legacy_content_hash], ids=["sha1", "json-sha256"])
+EARLIER_FORMS = pytest.mark.parametrize(
+    "earlier_hash",
+    [marshal_content_hash, sha1_content_hash, legacy_content_hash],
+    ids=["marshal-blake2b", "sha1", "json-sha256"],
+)
+
+
+@EARLIER_FORMS
 @pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
 def test_a_hash_stored_in_an_earlier_form_counts_as_unchanged_and_is_replaced(
     db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool, earlier_hash: Callable[[DebtRecord], str]
@@ -130,16 +143,24 @@ def test_a_hash_stored_in_an_earlier_form_counts_as_unchanged_and_is_replaced(
     assert [tuple(row) for row in rows] == [("A-1", content_hash(record("A-1")), NOW), ("S-1", content_hash(settled), NOW)]
     assert len(content_hash(settled)) not in EARLIER_HASHES  # the forms are told apart by length
 
+    # Once: the next sync finds the current form, unchanged, and writes nothing.
+    again = sync_agency(agency, ListConnector([record("A-1"), settled]), now=NOW + timedelta(days=2))
+    assert (again.unchanged, again.updated) == (2, 0)
+    assert [tuple(row) for row in db.session.execute(
+        select(Debt.external_id, Debt.content_hash, Debt.synced_at).order_by(Debt.external_id)
+    ).all()] == [tuple(row) for row in rows]
 
+
+@EARLIER_FORMS
 @pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
 def test_a_hash_of_an_earlier_form_that_does_not_match_means_changed(
-    db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool
+    db_session: None, monkeypatch: pytest.MonkeyPatch, set_based: bool, earlier_hash: Callable[[DebtRecord], str]
 ) -> None:
     monkeypatch.setattr(engine, "SET_BASED_ON_POSTGRESQL", set_based)
     agency = AgencyFactory()
     sync_agency(agency, ListConnector([record("A-1")]), now=NOW)
     debt = db.session.scalars(select(Debt).where(Debt.external_id == "A-1")).one()
-    debt.content_hash = sha1_content_hash(record("A-1", description="What the ERP said before"))
+    debt.content_hash = earlier_hash(record("A-1", description="What the ERP said before"))
     db.session.commit()
 
     run = sync_agency(agency, ListConnector([record("A-1")]), now=NOW + timedelta(days=1))
@@ -168,7 +189,6 @@ def test_a_record_the_database_could_not_hold_is_quarantined_not_fatal_to_its_ba
     assert "larger than the portal can keep" in reasons["HUGE"]
     assert "NUL character" in reasons["NUL"]
     assert set(db.session.scalars(select(Debt.external_id))) == {"GOOD-1", "GOOD-2"}
-
 
 
 @pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "row-by-row"])
