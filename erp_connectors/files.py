@@ -58,12 +58,12 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from io import BufferedReader
 from typing import Any
 
+from erp_connectors.amounts import AmountError, parse_with_separators
 from erp_connectors.base import (
     CATEGORIES,
     STATUSES,
@@ -168,13 +168,14 @@ class ProcessedFile:
 
 def parse_amount_minor(text: str, *, decimal_separator: str = ",", thousands_separator: str | None = ".") -> int:
     """Read an amount such as '1.234,56' as minor units (123456); ValueError with a sentence if it is not one."""
-    match = _amount_pattern(decimal_separator, thousands_separator).fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not an amount like {_amount_example(decimal_separator, thousands_separator)}.")
-    whole = match["whole"].replace(thousands_separator or "", "")
-    number = Decimal(f"{match['sign']}{whole}.{match['fraction'] or '0'}")
-    # At most two decimals (the pattern's rule), so the product is exact and needs no rounding.
-    return int(number * 100)
+    try:
+        return parse_with_separators(
+            text, decimal_separator=decimal_separator, thousands_separator=thousands_separator, exponent=2
+        )
+    except AmountError:
+        raise ValueError(
+            f"{text!r} is not an amount like {_amount_example(decimal_separator, thousands_separator)}."
+        ) from None
 
 
 def format_amount_minor(
@@ -190,13 +191,6 @@ def format_amount_minor(
 def _amount_example(decimal_separator: str, thousands_separator: str | None) -> str:
     example = format_amount_minor(123_456, decimal_separator=decimal_separator, thousands_separator=thousands_separator)
     return f"{example} (at most two decimals)"
-
-
-def _amount_pattern(decimal_separator: str, thousands_separator: str | None) -> re.Pattern[str]:
-    whole = r"\d+"
-    if thousands_separator:
-        whole = rf"(?:\d{{1,3}}(?:{re.escape(thousands_separator)}\d{{3}})+|\d+)"
-    return re.compile(rf"(?P<sign>-?)(?P<whole>{whole})(?:{re.escape(decimal_separator)}(?P<fraction>\d{{1,2}}))?")
 
 
 def _label_key(text: str) -> str:

@@ -13,6 +13,7 @@ import hmac
 import re
 from collections.abc import Mapping
 
+from app.domain.amounts import AmountError, parse_minor_units
 from app.domain.plates import normalise_plate
 
 __all__ = [
@@ -40,10 +41,6 @@ DEFAULT_FACTOR = FACTOR_TAX_ID_LAST4
 TAX_ID_TAIL = 4
 
 _NOT_ALPHANUMERIC = re.compile(r"[^0-9A-Z]", re.ASCII)
-_AMOUNT = re.compile(r"[0-9][0-9.,]*", re.ASCII)
-_THOUSANDS_GROUP = re.compile(r"[0-9]{3}", re.ASCII)
-#: What people type around an amount: currency signs and codes, spaces of every width.
-_AMOUNT_NOISE = re.compile(r"[\s\u00a0\u202f€]|EUR", re.IGNORECASE)
 
 
 class InvalidFactorSettings(ValueError):
@@ -75,31 +72,14 @@ def factor_for_kind(settings: Mapping[str, str] | None, kind: str) -> str:
 def parse_typed_amount(text: str, exponent: int = 2) -> int | None:
     """Minor units of an amount as people type it ("120,50", "120.50", "1.234,5", "€ 80"); None if unclear.
 
-    The last separator followed by 1..``exponent`` digits is the decimal one; a separator
-    followed by exactly three digits groups thousands. More decimals than the currency has
-    are refused rather than rounded: the amount must match, not approximate.
+    Read by the portal's one amount parser (``app.domain.amounts``), in Greek or English. More
+    decimals than the currency has are refused rather than rounded: the amount must match, not
+    approximate.
     """
-    cleaned = _AMOUNT_NOISE.sub("", text or "")
-    if not _AMOUNT.fullmatch(cleaned):
+    try:
+        return parse_minor_units(text, exponent)
+    except AmountError:
         return None
-    whole, fraction = cleaned, ""
-    last = max(cleaned.rfind(","), cleaned.rfind("."))
-    if last != -1:
-        tail = cleaned[last + 1 :]
-        separator = cleaned[last]
-        if cleaned.count(separator) == 1 and 1 <= len(tail) <= exponent:
-            whole, fraction = cleaned[:last], tail
-    groups = re.split(r"[.,]", whole)
-    if len(groups) > 1:
-        # Thousands: one separator kind throughout, 1-3 leading digits, then groups of three.
-        if len(set(re.findall(r"[.,]", whole))) != 1 or not 1 <= len(groups[0]) <= 3:
-            return None
-        if not all(_THOUSANDS_GROUP.fullmatch(group) for group in groups[1:]):
-            return None
-    digits = "".join(groups)
-    if not digits.isdigit() or (fraction and not fraction.isdigit()):
-        return None
-    return int(digits) * 10**exponent + (int(fraction.ljust(exponent, "0")) if fraction else 0)
 
 
 def _tax_id_tail(value: str) -> str | None:

@@ -34,6 +34,8 @@ from app.accounts.models import TaxIdLink, User
 from app.agencies.models import Agency
 from app.db import utcnow
 from app.debts.models import Debt, Debtor
+from app.domain.amounts import parse_amount as parse_shared_amount
+from app.domain.amounts import to_minor_units as shared_to_minor_units
 from app.domain.money import minor_unit_exponent
 from app.domain.references import InvalidReference, normalise_rf
 from app.extensions import db
@@ -168,38 +170,23 @@ def normalise_tax_id(country: str, number: str) -> str:
 # -- amounts as printed on a notice ---------------------------------------------------------------
 
 
-_AMOUNT = re.compile(
-    r"(?P<whole>\d{1,3}(?:(?P<group>[.,\s])\d{3})(?:(?P=group)\d{3})*|\d+)"
-    r"(?:(?P<point>[.,])(?P<fraction>\d+))?"
-)
-_CURRENCY_MARKS = re.compile(r"€|EUR|\u00a0|\u202f", re.IGNORECASE)
+#: Notices print euros and cents: an amount is read with at most two decimals, so "120,505"
+#: (three digits after the only separator) can only group thousands.
+NOTICE_DECIMALS = 2
 
 
 def parse_decimal_amount(text: str) -> Decimal:
     """The amount a person typed as printed: "120,00", "120.00", "120", "1.234,56", "€ 1,234.56".
 
-    Raises ValueError when the text is not an amount. One separator followed by exactly three
-    digits ("1.234") groups thousands; the last separator followed by other digits is the point.
+    Read by the portal's one amount parser (``app.domain.amounts``); raises ValueError (its
+    AmountError) when the text is not an amount.
     """
-    cleaned = _CURRENCY_MARKS.sub(" ", text or "").strip()
-    match = _AMOUNT.fullmatch(cleaned)
-    if match is None:
-        raise ValueError(f"{text!r} is not an amount")
-    whole, group, point, fraction = match["whole"], match["group"], match["point"], match["fraction"] or ""
-    if point is not None and point == group:
-        raise ValueError(f"{text!r} uses {point!r} both to group thousands and for decimals")
-    if point is not None and group is None and len(fraction) == 3 and len(whole) <= 3:
-        whole, fraction = whole + fraction, ""
-    digits = re.sub(r"\D", "", whole)
-    return Decimal(f"{digits}.{fraction or '0'}")
+    return parse_shared_amount(text, max_decimals=NOTICE_DECIMALS)
 
 
 def to_minor_units(value: Decimal, currency: str) -> int:
     """Minor units of ``value`` in ``currency``; ValueError if it has more decimals than the currency."""
-    scaled = value.scaleb(minor_unit_exponent(currency))
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{value} has more decimals than {currency} allows")
-    return int(scaled)
+    return shared_to_minor_units(value, minor_unit_exponent(currency))
 
 
 def parse_amount(text: str, currency: str) -> int:

@@ -10,9 +10,10 @@ from wtforms import (
 )
 from wtforms.validators import Length, Optional, ValidationError
 
+from app.domain.amounts import parse_currency_amount
 from app.i18n import lazy_gettext as _l
 from app.treasury.form_styles import SELECT_LOOK
-from app.treasury.history.services import PaymentFilters, parse_amount
+from app.treasury.history.services import PaymentFilters
 
 
 class PaymentFilterForm(FlaskForm):
@@ -47,7 +48,7 @@ class PaymentFilterForm(FlaskForm):
     def _amount(self, field) -> int | None:  # noqa: ANN001
         if not field.data:
             return None
-        return parse_amount(field.data, self.currency)
+        return parse_currency_amount(field.data, self.currency)
 
     def validate_amount_min(self, field) -> None:  # noqa: ANN001
         try:

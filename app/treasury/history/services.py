@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +29,6 @@ from app.agencies.models import Agency
 from app.audit.models import AuditEntry
 from app.db import UTCDateTime
 from app.debts.models import Debt, Debtor
-from app.domain.money import minor_unit_exponent
 from app.domain.withholdings import DEFAULT_KEY, LineSplit, Withholding, split_line, withholdings_for_kind
 from app.erp_writeback.handlers import TOPIC_ERP_PAYMENT_ACK, TOPIC_ERP_REFUND_ACK, TOPIC_ERP_SALE_ACK
 from app.extensions import db
@@ -61,37 +59,6 @@ class PaymentFilters:
     #: The provider's reference of the charge, or the portal's receipt number.
     reference: str | None = None
     channel: str | None = None
-
-
-def parse_amount(text: str, currency: str) -> int:
-    """Minor units from a typed amount: "12,50", "12.50", "1.234,50" or "1,234.50"; exact, no float.
-
-    The last separator is the decimal mark when it has at most as many digits after it as the
-    currency has decimals; any other separator groups thousands. Raises ValueError otherwise
-    (and for more decimals than the currency has: an amount is never rounded silently).
-    """
-    cleaned = re.sub(r"[\s\u00a0\u202f€]", "", text or "")
-    if not re.fullmatch(r"\d+(?:[.,]\d+)*", cleaned):
-        raise ValueError(text)
-    exponent = minor_unit_exponent(currency)
-    whole, fraction = cleaned, ""
-    marks = re.findall(r"[.,]", cleaned)
-    if marks:
-        last = max(cleaned.rfind("."), cleaned.rfind(","))
-        tail = cleaned[last + 1 :]
-        mixed = len(set(marks)) > 1
-        if mixed or (len(marks) == 1 and len(tail) != 3):
-            whole, fraction = cleaned[:last], tail
-            if len(fraction) > exponent or (mixed and cleaned[last] in whole):
-                raise ValueError(text)
-        groups = re.split(r"[.,]", whole)
-        if len(groups) > 1 and not all(len(group) == 3 for group in groups[1:]):
-            raise ValueError(text)  # "1.23.4" is no way of writing a number
-        if len(groups) > 1 and groups[0].startswith("0"):
-            raise ValueError(text)  # "0,505" groups no thousands: it is a decimal with too many places
-        whole = "".join(groups)
-    minor = Decimal(f"{whole}.{fraction or '0'}").scaleb(exponent)
-    return int(minor)  # exact: the fraction has at most ``exponent`` digits
 
 
 def _agency_subtotal(agency_id: int):  # noqa: ANN202 - a scalar subquery

@@ -23,13 +23,13 @@ from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Numbe
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.agencies.models import ALL_CATEGORIES, NOTE_MAX_LENGTH
+from app.domain.amounts import parse_currency_amount
 from app.domain.money import Money
 from app.domain.second_factors import FACTORS
 from app.domain.surcharges import InvalidPolicy, Period, SurchargePolicy
 from app.domain.withholdings import DEFAULT_KEY, MAX_NAME_LENGTH, Withholding
 from app.i18n import lazy_gettext as _l
 from app.treasury.form_styles import SELECT_LOOK
-from app.treasury.history.services import parse_amount
 from app.treasury.settings.services import NOTE_COLUMNS, AgencySettings, clean_note
 
 # -- agency settings ------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def parse_withholdings(text: str | None, currency: str) -> list[Withholding] | N
             withholdings.append(Withholding(name, percent=exact))
         else:
             try:
-                amount = parse_amount(value, currency)
+                amount = parse_currency_amount(value, currency)
             except ValueError:
                 amount = 0
             if amount <= 0:
@@ -230,7 +230,7 @@ class SettingsFormBase(FlaskForm):
     def _amount(self, field) -> int | None:  # noqa: ANN001
         if not (field.data or "").strip():
             return None
-        return parse_amount(field.data, self.currency)
+        return parse_currency_amount(field.data, self.currency)
 
     def validate_rate_percent(self, field) -> None:  # noqa: ANN001
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.treasury.history.services import parse_amount
+from app.domain.amounts import parse_currency_amount as parse_amount
 
 
 @pytest.mark.parametrize(
