@@ -120,6 +120,17 @@ def stripe_events(url: str, event_type: str | None = None) -> list[dict[str, Any
     return [event for event in events if event_type is None or event["type"] == event_type]
 
 
+def stripe_event_ids(url: str) -> set[str]:
+    """The ids of every event localstripe has recorded (all pages of its list)."""
+    ids: list[str] = []
+    while True:
+        params: dict[str, Any] = {"limit": 100, **({"starting_after": ids[-1]} if ids else {})}
+        page = requests.get(f"{url}/v1/events", params=params, auth=(SECRET_KEY, ""), timeout=10).json()
+        ids.extend(event["id"] for event in page["data"])
+        if not page["has_more"]:
+            return set(ids)
+
+
 def sign(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
     """A Stripe-Signature header for ``payload``, made the way Stripe signs webhooks."""
     timestamp = int(time.time()) if timestamp is None else timestamp

@@ -88,29 +88,76 @@ class _RecordErrors:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.errors: list[str] = []
+        #: What each request thread was last asked ("POST /webhooks/stripe/eastcoast"), by thread id.
+        self.requests: dict[int, str] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
+        request = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
+        self.requests[threading.get_ident()] = request
         try:
             return self.app(environ, start_response)
         except Exception:
-            request = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
             self.errors.append(f"{request}\n{traceback.format_exc()}")
             raise
 
 
+class _RequestThreads:
+    """The requests the server is still answering: werkzeug answers each in a thread of its own,
+    which outlives ``shutdown()``; the live server waits for them before the test ends."""
+
+    def __init__(self, server: Any) -> None:
+        #: Each accepted connection, with the id of the thread answering it (None until it starts).
+        self.running: dict[Any, int | None] = {}
+        self._changed = threading.Condition()
+        start, answer = server.process_request, server.process_request_thread
+
+        def process_request(request: Any, client_address: Any) -> None:
+            with self._changed:  # counted in the serving thread, before its thread can start
+                self.running[request] = None
+            start(request, client_address)
+
+        def process_request_thread(request: Any, client_address: Any) -> None:
+            with self._changed:
+                self.running[request] = threading.get_ident()
+            try:
+                answer(request, client_address)
+            finally:
+                with self._changed:
+                    del self.running[request]
+                    self._changed.notify_all()
+
+        server.process_request = process_request
+        server.process_request_thread = process_request_thread  # the target of ThreadingMixIn's threads
+
+    def wait_until_done(self, timeout: float) -> bool:
+        """Wait until every accepted request has been answered; False if time ran out first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self.running, timeout=timeout)
+
+
 @pytest.fixture()
 def live_server(app: Flask, committed_db: None) -> Iterator[str]:
-    """The portal served by werkzeug on a free loopback port; yields its base URL."""
+    """The portal served by werkzeug on a free loopback port; yields its base URL.
+
+    When the test ends the server stops taking requests, then waits for those it is still
+    answering (a late webhook, say): they would otherwise write to the database while the next
+    test empties and fills it.
+    """
     recorder = _RecordErrors(app)
     server = make_server("127.0.0.1", 0, recorder, threaded=True)
+    request_threads = _RequestThreads(server)
     thread = threading.Thread(target=server.serve_forever, name="civicpay-live-server", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.port}"
     finally:
         server.shutdown()
+        done = request_threads.wait_until_done(timeout=30)
         server.server_close()
         thread.join(timeout=10)
+    if not done:
+        running = ", ".join(recorder.requests.get(ident or 0, "a request not read yet") for ident in request_threads.running.values())
+        pytest.fail(f"30 s after the test ended the portal was still answering: {running}", pytrace=False)
     if recorder.errors:
         report = "\n".join(recorder.errors)
         pytest.fail(f"The portal raised while serving the browser:\n\n{report}", pytrace=False)

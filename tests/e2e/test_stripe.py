@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 from flask import Flask
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
+from app.extensions import db
+from app.payments.models import ProviderEvent
 from erp_connectors.demo import DEMO_AGENCIES, MARIA_TAX_ID
 from tests.e2e.steps import (
     MARIA,
@@ -30,35 +33,75 @@ from tests.e2e.steps import (
 )
 from tests.helpers import code_in
 from tests.mail.smtp import SMTPServer
-from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET
+from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET, stripe_event_ids
 
 REVIEW_URL = re.compile(r"/checkout/[\w-]+$")
 RECEIPT_URL = re.compile(r"/payments/(CP-[\w-]+)$")
 AGENCY_NAMES = [agency.name_en for agency in DEMO_AGENCIES]
 PASSWORD = "tulip orbit canoe lantern"
+#: Where webhooks go between tests: nobody listens on port 9 (discard).
+CLOSED_PORT = "http://127.0.0.1:9/closed"
+
+
+class StripeWebhooks:
+    """localstripe's webhooks for one test: where they go, and waiting until the portal has them.
+
+    localstripe sends each event a second after it happens, to every endpoint configured then,
+    and the portal records each event it processed (a ProviderEvent row).
+    """
+
+    def __init__(self, app: Flask, localstripe_url: str) -> None:
+        self.app = app
+        self.localstripe_url = localstripe_url
+        self.before = stripe_event_ids(localstripe_url)  # earlier tests' events are not ours
+
+    def point_at(self, endpoint: Callable[[str], str]) -> None:
+        """From now on, localstripe sends every agency's events to ``endpoint(agency_code)``."""
+        for agency in DEMO_AGENCIES:
+            requests.post(
+                f"{self.localstripe_url}/_config/webhooks/civicpay-{agency.code}",
+                data={"url": endpoint(agency.code), "secret": WEBHOOK_SECRET},
+                auth=(SECRET_KEY, ""),
+                timeout=5,
+            ).raise_for_status()
+
+    def wait_until_processed(self, timeout: float = 20) -> None:
+        """Wait until the portal processed every event of this test so far (and those they caused)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            new = stripe_event_ids(self.localstripe_url) - self.before
+            with db.engine_of(self.app).connect() as connection:
+                processed = set(connection.scalars(select(ProviderEvent.id).where(ProviderEvent.id.in_(new))))
+            if new <= processed:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"localstripe's events {sorted(new - processed)} were not processed in {timeout} s")
+            time.sleep(0.05)
 
 
 @pytest.fixture()
-def stripe_live(stripe_app: Flask, localstripe_url: str, live_server: str, demo_data: None) -> Iterator[str]:
-    """The live server on the Stripe provider, with localstripe's webhooks pointed at it."""
-    for agency in DEMO_AGENCIES:
-        requests.post(
-            f"{localstripe_url}/_config/webhooks/civicpay-{agency.code}",
-            data={"url": f"{live_server}/webhooks/stripe/{agency.code}", "secret": WEBHOOK_SECRET},
-            auth=(SECRET_KEY, ""),
-            timeout=5,
-        ).raise_for_status()
-    yield live_server
-    # localstripe sends each event a second after it happens, to the URL configured then: point
-    # the endpoints at a closed port and let deliveries in flight end before the server stops.
-    for agency in DEMO_AGENCIES:
-        requests.post(
-            f"{localstripe_url}/_config/webhooks/civicpay-{agency.code}",
-            data={"url": "http://127.0.0.1:9/closed", "secret": WEBHOOK_SECRET},
-            auth=(SECRET_KEY, ""),
-            timeout=5,
-        )
-    time.sleep(1.5)
+def stripe_webhooks(
+    stripe_app: Flask, localstripe_url: str, live_server: str, demo_data: None
+) -> Iterator[StripeWebhooks]:
+    """localstripe's webhooks pointed at the live server during the test.
+
+    The test ends only once every event it caused has been processed, so that none reaches the
+    next test's server; the endpoints then point at a closed port, and the live server waits for
+    the deliveries still in flight (tests/e2e/conftest.py).
+    """
+    webhooks = StripeWebhooks(stripe_app, localstripe_url)
+    webhooks.point_at(lambda code: f"{live_server}/webhooks/stripe/{code}")
+    yield webhooks
+    try:
+        webhooks.wait_until_processed()
+    finally:
+        webhooks.point_at(lambda code: CLOSED_PORT)
+
+
+@pytest.fixture()
+def stripe_live(live_server: str, stripe_webhooks: StripeWebhooks) -> str:
+    """The live server on the Stripe provider, localstripe's webhooks pointed at it."""
+    return live_server
 
 
 def select_two_agencies(page: Page) -> None:
@@ -130,7 +173,9 @@ def test_new_citizen_registers_proves_the_tax_id_and_pays_two_agencies_with_one_
     snap(page, "04-receipt")
 
 
-def test_three_d_secure_passed_then_one_failed(page: Page, snap: Snap, stripe_live: str) -> None:
+def test_three_d_secure_passed_then_one_failed(
+    page: Page, snap: Snap, stripe_live: str, stripe_webhooks: StripeWebhooks
+) -> None:
     log_in_as_maria(page)
     select_two_agencies(page)
     enter_card(page, "4000 0027 6000 3184")
@@ -140,6 +185,10 @@ def test_three_d_secure_passed_then_one_failed(page: Page, snap: Snap, stripe_li
     expect(page).to_have_url(RECEIPT_URL)
     expect(page.get_by_test_id("payment-status")).to_have_text("Paid")
     snap(page, "01-3ds-paid")
+    # The first payment's webhooks arrive a second later. On SQLite their writes can make the
+    # second checkout's request fail with "database is locked" (a transaction that read before
+    # another connection committed cannot write), so the second payment starts once they are in.
+    stripe_webhooks.wait_until_processed()
 
     page.goto("/debts")
     select_two_agencies(page)
@@ -155,7 +204,9 @@ def test_three_d_secure_passed_then_one_failed(page: Page, snap: Snap, stripe_li
     snap(page, "02-3ds-failed")
 
 
-def test_declined_card_then_a_retry_that_succeeds(page: Page, snap: Snap, stripe_live: str) -> None:
+def test_declined_card_then_a_retry_that_succeeds(
+    page: Page, snap: Snap, stripe_live: str, stripe_webhooks: StripeWebhooks
+) -> None:
     log_in_as_maria(page)
     select_two_agencies(page)
     enter_card(page, "4000 0000 0000 0341")
@@ -164,6 +215,7 @@ def test_declined_card_then_a_retry_that_succeeds(page: Page, snap: Snap, stripe
     )
     assert_accessible(page)
     snap(page, "01-declined")
+    stripe_webhooks.wait_until_processed()  # the decline's webhooks, before the retry (see the 3-D Secure test)
 
     page.get_by_label("Card number").fill("4242424242424242")
     page.get_by_role("button", name=re.compile(r"^Pay ")).click()
