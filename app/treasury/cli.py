@@ -1,4 +1,8 @@
-"""`flask treasury ...`: give and take treasury roles, name platform administrators, reset 2FA."""
+"""`flask treasury ...`: give and take treasury roles, name platform administrators, reset 2FA.
+
+Each command is one unit of work: it commits what the services flushed when it ends, and
+nothing when it fails.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from flask.cli import with_appcontext
 from app.treasury.access.second_factor import reset_second_factor_by_email
 from app.treasury.access.services import TreasuryError, grant_by_email, revoke_by_email, set_platform_admin
 from app.treasury.models import ROLES
+from app.unit_of_work import unit_of_work
 
 
 @click.group("treasury", help="Treasury staff and their roles.")
@@ -20,6 +25,7 @@ def treasury_cli() -> None:
 @click.argument("agency_code")
 @click.argument("role", type=click.Choice(ROLES))
 @with_appcontext
+@unit_of_work()
 def grant_command(email: str, agency_code: str, role: str) -> None:
     """Give the account EMAIL the ROLE in the agency AGENCY_CODE (or change its role there)."""
     try:
@@ -33,6 +39,7 @@ def grant_command(email: str, agency_code: str, role: str) -> None:
 @click.argument("email")
 @click.argument("agency_code")
 @with_appcontext
+@unit_of_work()
 def revoke_command(email: str, agency_code: str) -> None:
     """Take the account EMAIL off the staff of the agency AGENCY_CODE."""
     try:
@@ -48,6 +55,7 @@ def revoke_command(email: str, agency_code: str) -> None:
 @click.argument("email")
 @click.option("--remove", is_flag=True, help="Stop the account being a platform administrator.")
 @with_appcontext
+@unit_of_work()
 def platform_admin_command(email: str, remove: bool) -> None:
     """Make the account EMAIL a platform administrator (it may manage every agency's staff)."""
     try:
@@ -60,6 +68,7 @@ def platform_admin_command(email: str, remove: bool) -> None:
 @treasury_cli.command("reset-2fa")
 @click.argument("email")
 @with_appcontext
+@unit_of_work()
 def reset_second_factor_command(email: str) -> None:
     """Forget the authenticator and recovery codes of EMAIL (lost phone and codes): it enrols again."""
     try:

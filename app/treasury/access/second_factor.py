@@ -53,7 +53,7 @@ def start_totp_enrolment(user: User) -> str:
         raise TreasuryError(gettext("Your authenticator is already set up."))
     if user.totp_secret is None:
         user.totp_secret = encrypt_secret(pyotp.random_base32())
-        db.session.commit()
+        db.session.flush()
     return decrypt_secret(user.totp_secret)
 
 
@@ -182,7 +182,7 @@ def confirm_totp_enrolment(user: User, code: str, now: datetime) -> list[str] | 
     user.totp_last_step = step
     codes = _new_recovery_codes(user, now)
     record("staff.2fa_enrolled", agency_id=None, subject=user.email, actor_user_id=user.id)
-    db.session.commit()
+    db.session.flush()
     log.info("User %s set up the treasury second factor", user.id)
     return codes
 
@@ -205,25 +205,23 @@ def verify_second_factor(user: User, code: str, now: datetime) -> SecondFactorRe
             .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
             .values(totp_last_step=step)
         ).rowcount
-        db.session.commit()
         if claimed:
             log.info("User %s passed the treasury second factor", user.id)
             _upgrade_legacy_recovery_codes(user)
-            db.session.commit()
+            db.session.flush()
             return "totp"
     elif re.fullmatch(r"[0-9a-f]{10}", _normalise_recovery_code(code)):
         used = _use_recovery_code(user, code, now)
-        db.session.commit()
         if used:
             log.warning("User %s passed the treasury second factor with a recovery code", user.id)
             record("staff.2fa_recovery_code_used", agency_id=None, subject=user.email, actor_user_id=user.id)
             _upgrade_legacy_recovery_codes(user)
-            db.session.commit()
+            db.session.flush()
             return "recovery_code"
     log.warning("Refused a treasury second-factor code for user %s", user.id)
     # Never the code itself: only that one was refused, for whom and from where.
     record("staff.2fa_failed", agency_id=None, subject=user.email, actor_user_id=user.id)
-    db.session.commit()
+    db.session.flush()
     return "refused"
 
 
@@ -243,7 +241,7 @@ def reset_second_factor(user: User) -> None:
     user.totp_last_step = None
     db.session.execute(StaffRecoveryCode.__table__.delete().where(StaffRecoveryCode.user_id == user.id))
     record("staff.2fa_reset", agency_id=None, subject=user.email)
-    db.session.commit()
+    db.session.flush()
     log.warning("The treasury second factor of user %s was reset", user.id)
 
 

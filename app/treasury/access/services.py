@@ -33,6 +33,7 @@ from app.extensions import db
 from app.i18n import gettext
 from app.mail import MailDeliveryError, send_mail
 from app.treasury.models import ROLES, StaffInvitation, StaffMembership, role_at_least
+from app.unit_of_work import commit_early
 
 log = logging.getLogger("civicpay.treasury")
 
@@ -145,7 +146,7 @@ def grant_role(user: User, agency: Agency, role: str) -> StaffMembership:
         _keep_an_administrator(membership, role)
         record("staff.role_change", agency_id=agency.id, subject=user.email, details={"from": membership.role, "to": role})
         membership.role = role
-    db.session.commit()
+    db.session.flush()
     log.info("User %s now has the %s role in %s", user.id, role, agency.code)
     return membership
 
@@ -180,7 +181,7 @@ def set_platform_admin(email: str, value: bool = True) -> User:
         raise TreasuryError(f"There is no account with the address {email}.")
     user.is_platform_admin = value
     record("platform.admin", agency_id=None, subject=user.email, details={"platform_admin": value})
-    db.session.commit()
+    db.session.flush()
     log.warning("User %s %s a platform administrator", user.id, "is now" if value else "is no longer")
     return user
 
@@ -240,7 +241,7 @@ def remove_member(membership: StaffMembership) -> None:
     log.info("User %s removed from the staff of agency %s", membership.user_id, membership.agency_id)
     record("staff.revoke", agency_id=membership.agency_id, subject=membership.user.email, details={"role": membership.role})
     db.session.delete(membership)
-    db.session.commit()
+    db.session.flush()
 
 
 def remove_agency_member(agency: Agency, membership_id: int) -> None:
@@ -261,7 +262,7 @@ def revoke_invitation(agency: Agency, invitation_id: int) -> None:
         raise LookupError(invitation_id)
     record("staff.invitation_revoke", agency_id=agency.id, subject=invitation.email, details={"role": invitation.role})
     db.session.delete(invitation)
-    db.session.commit()
+    db.session.flush()
 
 
 _INVITATION_SALT = "civicpay.treasury.invitation"
@@ -295,7 +296,8 @@ def invite_staff(agency: Agency, email: str, role: str, invited_by: User) -> Inv
     agency_name = agency.name
     if user is not None and user.email_verified_at is not None:
         record("staff.invite", agency_id=agency.id, subject=email, details={"role": role, "outcome": "granted"})
-        grant_role(user, agency, role)  # commits the audit entry with the membership
+        grant_role(user, agency, role)
+        commit_early("the person is told by e-mail that they are on the staff: that must be true first")
         mailed = _send_staff_mail(
             user.email,
             user.language,
@@ -319,7 +321,7 @@ def invite_staff(agency: Agency, email: str, role: str, invited_by: User) -> Inv
     )
     db.session.add(invitation)
     record("staff.invite", agency_id=agency.id, subject=email, details={"role": role, "outcome": "invited"})
-    db.session.commit()
+    commit_early("the invitation must exist before its link is e-mailed")
     token = _invitation_serializer().dumps({"invitation": invitation.id, "email": email})
     link = _external_url("treasury.accept_invitation", token=token)
     language = invited_by.language
@@ -418,12 +420,12 @@ def accept_invitation(token: str, user: User) -> InvitationCheck:
         actor_user_id=user.id,
     )
     if existing is not None:  # already on the staff: an invitation never changes a role
-        db.session.commit()
         return InvitationCheck("valid", invitation)
     try:
-        grant_role(user, invitation.agency, invitation.role)
-    except IntegrityError:  # granted by an administrator at the same moment
-        db.session.rollback()
+        with db.session.begin_nested():  # a savepoint: the race below undoes only the grant
+            grant_role(user, invitation.agency, invitation.role)
+    except IntegrityError:  # granted by an administrator at the same moment: on the staff either way
+        pass
     return InvitationCheck("valid", invitation)
 
 
@@ -470,7 +472,7 @@ def ensure_demo_staff(agencies: Sequence[Agency]) -> list[DemoStaff]:
         if user.totp_secret is None or user.totp_confirmed_at is None:
             user.totp_secret = encrypt_secret(pyotp.random_base32())
             user.totp_confirmed_at = utcnow()
-            db.session.commit()
+            db.session.flush()
         grant_role(user, agency, "admin")
         staff.append(DemoStaff(email, DEMO_STAFF_PASSWORD, agency.code, decrypt_secret(user.totp_secret)))
     return staff

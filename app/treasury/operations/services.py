@@ -151,7 +151,7 @@ def dismiss_quarantined(
         details={"record": found.id, "reason": reason},
         actor_user_id=user_id,
     )
-    db.session.commit()
+    db.session.flush()
     db.session.refresh(found)
     log.info("quarantined record %s of %s dismissed by user %s", found.id, agency.code, user_id)
     return found
@@ -215,7 +215,7 @@ def _record_retry(agency: Agency, records: int, user_id: int | None, *, outcome:
     if run is not None:
         details |= {"run": run.id, "created": run.created, "updated": run.updated, "quarantined": run.quarantined}
     record("sync.quarantine_retry", agency_id=agency.id, subject=agency.code, details=details, actor_user_id=user_id)
-    db.session.commit()
+    db.session.flush()
 
 
 # -- write-back (outbox) ----------------------------------------------------------------------------
@@ -283,5 +283,5 @@ def retry_dead_letter(agency: Agency, message_id: int, *, user_id: int | None, n
         details={"message": message.id, "topic": message.topic, "attempts": message.attempts},
         actor_user_id=user_id,
     )
-    db.session.commit()
+    db.session.flush()
     return message

@@ -170,7 +170,8 @@ def create_agency(
         },
         actor_user_id=created_by.id,
     )
-    # invite_staff commits: the agency, this entry and the invitation (or membership) together.
+    # invite_staff commits early, before it e-mails: the agency, this entry and the invitation (or
+    # membership) together.
     outcome = invite_staff(agency, admin_email, "admin", created_by)
     log.warning("agency %s added by platform administrator %s", code, created_by.id)
     return NewAgency(agency, outcome)

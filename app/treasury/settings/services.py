@@ -92,7 +92,7 @@ def update_settings(agency: Agency, settings: AgencySettings) -> list[str]:
             setattr(agency, name, value)  # a new object, so the JSON column is seen as changed
     if changes:
         record("settings.update", agency_id=agency.id, subject=agency.code, details=changes)
-    db.session.commit()
+    db.session.flush()
     return sorted(changes)
 
 
@@ -169,7 +169,7 @@ def save_credentials(
         setattr(agency, f"{name}_set_at", now)
     if changes:
         record("settings.credentials", agency_id=agency.id, subject=agency.code, details=changes)
-    db.session.commit()
+    db.session.flush()
     return sorted(changes)
 
 
@@ -189,7 +189,7 @@ def remove_credential(agency: Agency, name: str) -> bool:
             setattr(agency, f"{name}_{suffix}", None)
     else:
         raise ValueError(f"{name!r} is not a credential.")
-    db.session.commit()
+    db.session.flush()
     return True
 
 
@@ -231,5 +231,5 @@ def update_notes(agency: Agency, notes: dict[str, str | None]) -> list[str]:
             setattr(agency, column, value)
     if changes:
         record("settings.update", agency_id=agency.id, subject=agency.code, details=changes)
-    db.session.commit()
+    db.session.flush()
     return sorted(changes)

@@ -91,6 +91,7 @@ def test_accepting_an_invitation_is_recorded_as_the_invited_person(app: Flask, o
         joiner = UserFactory(email="joiner@example.org")
         token = services._invitation_serializer().dumps({"invitation": invitation.id, "email": "joiner@example.org"})
         assert services.accept_invitation(token, joiner).status == "valid"
+        db.session.commit()  # as the request that accepted it would
         joiner_id = joiner.id
     [accepted] = _entries("staff.invitation_accept")
     assert (accepted.actor_user_id, accepted.agency_id, accepted.details) == (joiner_id, office["agency_id"], {"role": "view"})
