@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from flask import Flask, Response
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app.extensions import db
 
@@ -76,10 +76,12 @@ def _note_statement_write(state: ORMExecuteState) -> None:
         state.session.info[_WROTE] = True
 
 
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_write(session: Session, *_args: object) -> None:
-    session.info.pop(_WROTE, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget_write(session: Session, transaction: SessionTransaction) -> None:
+    # Only when the whole transaction ends: a savepoint released (begin_nested) leaves its writes
+    # in the transaction, still to be committed at the edge.
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
 
 
 def init_app(app: Flask) -> None:
