@@ -77,7 +77,7 @@ def authenticate(email: str, password: str) -> User | None:
     assert user is not None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-        db.session.commit()
+        db.session.flush()
     return user
 
 
@@ -101,14 +101,14 @@ def ensure_user(
     for country, tax_id in tax_ids:
         if (country, tax_id) not in known:
             user.tax_ids.append(TaxIdLink(country=country, tax_id=tax_id, verified_at=utcnow()))
-    db.session.commit()
+    db.session.flush()
     return user, created
 
 
 def set_language(user: User, language: str) -> None:
     """Remember the account's preferred language."""
     user.language = language
-    db.session.commit()
+    db.session.flush()
 
 
 # -- e-mail ------------------------------------------------------------------------------------
@@ -233,11 +233,10 @@ def register_account(*, email: str, password: str, full_name: str, language: str
             language=language,
             password_changed_at=utcnow(),
         )
-        db.session.add(user)
         try:
-            db.session.commit()
+            with db.session.begin_nested():  # a savepoint: the race below undoes only this insert
+                db.session.add(user)
         except IntegrityError:  # registered at the same moment by another request
-            db.session.rollback()
             existing = _active_user_by_email(email)
         else:
             _send_verification_mail(user)
@@ -319,7 +318,7 @@ def verify_email(token: str) -> VerificationResult:
     if status == "expired":
         return VerificationResult("expired", user.email)
     user.email_verified_at = utcnow()
-    db.session.commit()
+    db.session.flush()
     return VerificationResult("verified", user.email)
 
 
@@ -379,7 +378,7 @@ def reset_password(token: str, new_password: str) -> User | None:
     _set_password(user, new_password)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
-    db.session.commit()
+    db.session.flush()
     _send_password_changed_mail(user)
     return user
 
@@ -421,7 +420,7 @@ def update_account(
     user.language = language
     user.notify_email = notify_email
     user.notify_sms = notify_sms
-    db.session.commit()
+    db.session.flush()
 
 
 def change_password(user: User, current_password: str, new_password: str) -> bool:
@@ -429,7 +428,7 @@ def change_password(user: User, current_password: str, new_password: str) -> boo
     if not _password_matches(user, current_password):
         return False
     _set_password(user, new_password)
-    db.session.commit()
+    db.session.flush()
     _send_password_changed_mail(user)
     return True
 
@@ -456,7 +455,7 @@ def delete_account(user: User, password: str) -> bool:
     user.notify_sms = False
     user.deleted_at = utcnow()
     user.tax_ids.clear()
-    db.session.commit()
+    db.session.flush()
 
     def compose() -> AccountMail:
         return AccountMail(

@@ -8,6 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.api.services import agency_by_code, create_token, revoke_token, tokens_of
+from app.unit_of_work import unit_of_work
 
 
 @click.group("api", help="The push API for agencies' ERPs.")
@@ -35,6 +36,7 @@ def _when(moment: datetime | None) -> str:
 @click.option("--agency", "code", required=True, help="Code of the agency whose ERP will use the token.")
 @click.option("--name", required=True, help="What the token is for, e.g. 'water ERP nightly push'.")
 @with_appcontext
+@unit_of_work()
 def create_command(code: str, name: str) -> None:
     """Make a token and print it, once."""
     agency = _agency(code)
@@ -52,6 +54,7 @@ def create_command(code: str, name: str) -> None:
 @token_cli.command("list")
 @click.option("--agency", "code", required=True, help="Code of the agency.")
 @with_appcontext
+@unit_of_work()
 def list_command(code: str) -> None:
     """List an agency's tokens (by prefix; the tokens themselves are not kept)."""
     agency = _agency(code)
@@ -70,6 +73,7 @@ def list_command(code: str) -> None:
 @token_cli.command("revoke")
 @click.argument("token_id", type=int)
 @with_appcontext
+@unit_of_work()
 def revoke_command(token_id: int) -> None:
     """Revoke a token by id: the ERP using it is refused from the next request on."""
     try:

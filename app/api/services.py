@@ -22,6 +22,8 @@ from app.api.models import ApiToken
 from app.db import utcnow
 from app.extensions import db
 from app.sync.apply import CLOSE_REASONS, PushResult, apply_push
+from app.sync.runs import finish_run, start_run
+from app.unit_of_work import commit_early
 from erp_connectors.base import DebtRecord, RecordError, record_from_dict
 
 TOKEN_PREFIX = "cp_"
@@ -67,7 +69,7 @@ def create_token(agency_id: int, name: str) -> tuple[ApiToken, str]:
         prefix=token[:SHOWN_PREFIX_LENGTH],
     )
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()
     return row, token
 
 
@@ -84,7 +86,7 @@ def authenticate_token(token: str) -> ApiToken | None:
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     row.last_used_at = utcnow()
-    db.session.commit()
+    commit_early("a token's last use is recorded even when the push it lets in fails")
     return row
 
 
@@ -95,7 +97,7 @@ def revoke_token(token_id: int) -> ApiToken:
         raise LookupError(f"There is no API token with id {token_id}.")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        db.session.commit()
+        db.session.flush()
     return row
 
 
@@ -181,11 +183,23 @@ def _read_close(position: int, item: Any) -> tuple[str, str]:
 
 
 def push_debts(token: ApiToken, request: PushRequest) -> PushResult:
-    """Apply a pushed batch to the token's own agency, and to no other."""
+    """Apply a pushed batch to the token's own agency, and to no other.
+
+    The request commits the batch with its sync_runs row. A push that fails still leaves its row,
+    as when each step committed on its own: its work is rolled back and a failed run recorded.
+    """
     agency = db.session.get(Agency, token.agency_id)
     if agency is None:  # the foreign key makes this unreachable short of a broken database
         raise LookupError(f"API token {token.id} belongs to no agency.")
-    return apply_push(agency, request.upserts, request.closes, utcnow())
+    now = utcnow()
+    try:
+        return apply_push(agency, request.upserts, request.closes, now)
+    except Exception as error:
+        db.session.rollback()
+        run = start_run(agency, "push", now)
+        finish_run(run, "failed", f"{type(error).__name__}: {error}")
+        commit_early("a failed push is recorded, though the error raised on rolls the request back")
+        raise
 
 
 def outcome_counts(result: PushResult) -> dict[str, int]:

@@ -238,7 +238,7 @@ def use_ticket(code: str, agency_ids: Iterable[int], staff_user_id: int, now: da
         # Who let whom in, and every second try with the same ticket, for the agency's audit log.
         record("ticket.check", agency_id=ticket.item.agency_id, subject=ticket.code, details={"outcome": outcome},
                actor_user_id=staff_user_id)  # fmt: skip
-    db.session.commit()
+    db.session.flush()
     return TicketCheck(outcome, ticket)
 
 
@@ -302,7 +302,7 @@ def save_item(agency: Agency, values: dict[str, Any], item: CatalogItem | None =
         setattr(item, key, value)
     db.session.flush()
     record("catalog.item_saved", agency_id=agency.id, subject=item.code, details={"new": created, "active": item.active})
-    db.session.commit()
+    db.session.flush()
     return item
 
 

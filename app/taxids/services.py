@@ -44,6 +44,7 @@ from app.mail import MailDeliveryError, send_mail
 from app.sync.connectors import pulls_from_erp
 from app.sync.refresh import refresh_debtor
 from app.taxids.sms import SMSDeliveryError, sms_gateway
+from app.unit_of_work import commit_early
 
 log = logging.getLogger("civicpay.taxids")
 
@@ -318,12 +319,14 @@ def claim_tax_id(user_id: int, country: str, number: str, now: datetime | None =
     if link is not None:
         return ClaimResult(link, created=False)
     link = TaxIdLink(user_id=user_id, country=country, tax_id=tax_id, failed_attempts=0, created_at=now)
-    db.session.add(link)
     try:
-        db.session.commit()
+        with db.session.begin_nested():  # a savepoint: the race below undoes only this insert
+            db.session.add(link)
     except IntegrityError:  # the same claim sent twice at once: keep the first
-        db.session.rollback()
         return ClaimResult(db.session.scalars(statement).one(), created=False)
+    # The ERPs may take seconds to answer: on SQLite an uncommitted insert would keep every other
+    # writer waiting that long, and the claim is worth keeping even if asking them fails.
+    commit_early("the claim stands before the ERPs are asked, and no write waits on their answers")
     _refresh_from_erps(country, tax_id, now)
     return ClaimResult(link, created=True)
 
@@ -339,7 +342,7 @@ def _refresh_from_erps(country: str, tax_id: str, now: datetime) -> None:
 def remove_claim(user_id: int, link_id: int) -> None:
     """Take a tax ID off the account (proven or not); its debts stop showing at once."""
     db.session.delete(get_claim(user_id, link_id))
-    db.session.commit()
+    db.session.flush()
 
 
 # -- where a code can go -------------------------------------------------------------------------------
@@ -438,10 +441,10 @@ def _count_failure(link: TaxIdLink, now: datetime, code: str) -> ProofError:
         link.failed_attempts = 0
         link.code_hash = None
         link.code_expires_at = None
-        db.session.commit()
+        commit_early("the lock stands even if the caller lets the ProofError through as a server error")
         log.info("tax ID claim %s locked after too many wrong answers", link.id)
         return ProofError("locked", until=link.locked_until)
-    db.session.commit()
+    commit_early("a wrong answer counts towards the lock even if the caller lets the ProofError through")
     return ProofError(code, attempts_left=left)
 
 
@@ -489,7 +492,6 @@ def send_code(user_id: int, link_id: int, destination_key: str, now: datetime | 
         db.session.rollback()
         log.warning("tax ID claim %s: the code could not be sent: %s", link_id, error)
         raise ProofError("not_delivered", method=destination.method) from error
-    db.session.commit()
     return SentCode(destination, link.code_expires_at)
 
 
@@ -551,7 +553,7 @@ def verify_code(user_id: int, link_id: int, code: str, now: datetime | None = No
     if not (_SIX_DIGITS.fullmatch(typed) and hmac.compare_digest(_hash_code(typed), link.code_hash)):
         raise _count_failure(link, now, "wrong_code")
     _mark_proven(link, link.proof_method or PROOF_EMAIL, now)
-    db.session.commit()
+    db.session.flush()
     log.info("tax ID claim %s proven by code", link.id)
     return link
 
@@ -592,7 +594,7 @@ def verify_notice(
     if not matched:
         raise _count_failure(link, now, "wrong_notice")
     _mark_proven(link, PROOF_NOTICE, now)
-    db.session.commit()
+    db.session.flush()
     log.info("tax ID claim %s proven by notice", link.id)
     return link
 

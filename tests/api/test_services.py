@@ -184,3 +184,29 @@ def test_cli_names_an_unknown_agency(app: Flask, db_session: None, args: list[st
 def test_cli_names_an_unknown_token(app: Flask, db_session: None) -> None:
     result = app.test_cli_runner().invoke(args=["api", "token", "revoke", "999999"])
     assert result.exit_code != 0 and "no API token with id 999999" in result.output
+
+
+def test_a_push_that_fails_leaves_a_failed_run_and_none_of_its_work(
+    app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.api import services
+    from app.debts.models import Debt
+    from app.sync.models import SyncRun
+
+    agency = AgencyFactory()
+    row, _token = create_token(agency.id, "water ERP")
+    db.session.commit()  # as the push request finds it: created by an earlier command
+    apply_push = services.apply_push
+
+    def apply_then_break(*args: object) -> None:
+        apply_push(*args)  # the debts are written, then something unforeseen goes wrong
+        raise RuntimeError("the disk is full")
+
+    # A stand-in failure: nothing real fails on demand in the middle of a push.
+    monkeypatch.setattr(services, "apply_push", apply_then_break)
+    with pytest.raises(RuntimeError):
+        services.push_debts(row, read_push_request({"upserts": [GOOD_RECORD]}, max_batch=10))
+
+    runs = db.session.scalars(select(SyncRun).where(SyncRun.agency_id == agency.id)).all()
+    assert [(run.kind, run.status, run.error) for run in runs] == [("push", "failed", "RuntimeError: the disk is full")]
+    assert db.session.scalars(select(Debt).where(Debt.agency_id == agency.id)).all() == []

@@ -29,6 +29,7 @@ from app.outbox.services import deliver_due
 from app.payments.models import Payment
 from app.payments.refunds import refund_payment
 from app.checkout.payment_flow import PaymentDeclined
+from app.unit_of_work import unit_of_work
 from tests.factories import AgencyFactory, CatalogItemFactory, UserFactory, donation_item
 from tests.outbox import DECLINED_CARD, GOOD_CARD, NOW, SANDBOX, erp_server, rest_agency
 
@@ -264,10 +265,9 @@ def test_two_doors_scanning_one_ticket_at_once_let_it_in_once(app: Flask, commit
     outcomes: list[str] = []
 
     def scan(door: int) -> None:
-        with app.app_context():
+        with app.app_context(), unit_of_work():  # each door's scan is a request of its own
             barrier.wait()
             outcomes.append(use_ticket(code, [agency_id], door, NOW).outcome)
-            db.session.remove()
 
     threads = [threading.Thread(target=scan, args=(door,)) for door in doors]
     for thread in threads:

@@ -41,6 +41,7 @@ def payment_to_find(app: Flask) -> dict:
         wanted = paid_payment((debts[0], 4250, 31))
         paid_payment((debts[1], 1000))
         ensure_user(email=VIEWER[0], password=VIEWER[1], full_name="Vera Viewer", language="en", tax_ids=[])
+        db.session.commit()  # services flush; the live server reads the account on its own connection
         admin = db.session.scalar(select(User).where(User.email == ADMIN[0]))
         return {
             "reference": wanted.reference,

@@ -412,6 +412,7 @@ def test_a_proven_claim_cannot_be_proven_again_and_can_be_removed() -> None:
     user = UserFactory()
     link = claimed(user.id, debt.debtor.tax_id)
     services.verify_notice(user.id, link.id, debt.rf_reference, "120,00", NOW)
+    db.session.commit()  # the request's unit of work: the refusal below rolls back only its own
     with pytest.raises(ProofError, match="already_proven"):
         services.verify_notice(user.id, link.id, debt.rf_reference, "120,00", NOW)
     assert services.has_proven_tax_id(user.id)
