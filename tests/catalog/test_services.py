@@ -31,7 +31,7 @@ from app.payments.refunds import refund_payment
 from app.checkout.payment_flow import PaymentDeclined
 from app.unit_of_work import unit_of_work
 from tests.factories import AgencyFactory, CatalogItemFactory, UserFactory, donation_item
-from tests.outbox import DECLINED_CARD, GOOD_CARD, NOW, SANDBOX, erp_server, rest_agency
+from tests.outbox.helpers import DECLINED_CARD, GOOD_CARD, NOW, SANDBOX, erp_server, rest_agency
 
 
 def order(item, quantity: int = 1, *, chosen: int | None = None, answers=None, user_id=None, now=NOW):  # noqa: ANN001, ANN201

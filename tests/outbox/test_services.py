@@ -26,7 +26,7 @@ from app.checkout.payment_flow import PaymentDeclined, confirm_payment, pay_quot
 from app.erp_writeback.handlers import enqueue_payment_acks
 from erp_connectors.base import payment_ack_from_dict
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, InstallmentFactory, UserFactory, link
-from tests.outbox import (
+from tests.outbox.helpers import (
     DECLINED_CARD,
     GOOD_CARD,
     NOW,

@@ -22,7 +22,7 @@ from app.outbox.models import OutboxMessage
 from app.outbox.services import deliver_due
 from app.payments.models import Payment
 from tests.factories import DebtorFactory, UserFactory, link
-from tests.outbox import (
+from tests.outbox.helpers import (
     NOW,
     RecordingERPServer,
     debts_known_to_erp,

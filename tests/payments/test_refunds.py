@@ -21,7 +21,7 @@ from app.payments.models import Payment, Refund
 from app.payments.refunds import refund_payment
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
 from tests.mail.smtp import SMTPServer
-from tests.outbox import NOW, RecordingERPServer, debts_known_to_erp, erp_server, open_erp_records, pay, rest_agency
+from tests.outbox.helpers import NOW, RecordingERPServer, debts_known_to_erp, erp_server, open_erp_records, pay, rest_agency
 from tests.payments.stripe_steps import CARD_OK, call, pay_both, start_and_enter_card
 from tests.stripe_server import SECRET_KEY
 

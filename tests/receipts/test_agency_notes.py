@@ -16,7 +16,7 @@ from app.payments.models import Refund
 from app.receipts.services import send_refund_email
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
 from tests.mail.smtp import SMTPServer
-from tests.outbox import NOW, pay
+from tests.outbox.helpers import NOW, pay
 
 GREEK_RECEIPT = "Για ερωτήσεις καλέστε 210 1234567 <Δευτέρα–Παρασκευή>."
 ENGLISH_RECEIPT = "For questions call 210 1234567 <Monday to Friday>."

@@ -18,7 +18,7 @@ from app.outbox.models import OutboxMessage
 from app.outbox.services import deliver_due
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
 from tests.mail.smtp import SMTPServer
-from tests.outbox import DECLINED_CARD, NOW, pay
+from tests.outbox.helpers import DECLINED_CARD, NOW, pay
 
 @pytest.fixture(autouse=True)
 def _clock() -> Iterator[None]:

@@ -23,7 +23,7 @@ from app.receipts.services import (
     verified_payment,
 )
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
-from tests.receipts import fail_to_pay, pay, token_for
+from tests.receipts.helpers import fail_to_pay, pay, token_for
 
 
 @pytest.fixture()

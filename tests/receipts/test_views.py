@@ -16,7 +16,7 @@ from app.agencies.models import Agency
 from app.debts.models import Debtor
 from tests.factories import PASSWORD, AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
 from tests.helpers import log_in, page_text
-from tests.receipts import fail_to_pay, pay, token_for
+from tests.receipts.helpers import fail_to_pay, pay, token_for
 
 
 @dataclass
