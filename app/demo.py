@@ -50,7 +50,7 @@ def ensure_demo_agencies() -> int:
             )
         )
         created += 1
-    db.session.commit()
+    db.session.flush()
     return created
 
 
@@ -101,7 +101,7 @@ def ensure_demo_items(agency: Agency) -> int:
             continue
         db.session.add(CatalogItem(agency_id=agency.id, currency=agency.currency, **values))
         created += 1
-    db.session.commit()
+    db.session.flush()
     return created
 
 
