@@ -54,6 +54,7 @@ test: lint test-sqlite test-postgresql
 # an import that runs up the layers fails here, before any test runs.
 lint: setup-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
 test-sqlite: setup-dev translations

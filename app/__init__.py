@@ -54,10 +54,9 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions to this app."""
+    from app import unit_of_work
     from app.i18n import select_locale, select_timezone
     from app.mail import init_mail
-
-    from app import unit_of_work
 
     db.init_app(app)
     unit_of_work.init_app(app)
@@ -88,6 +87,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api.views import bp as api_bp
     from app.checkout.views import bp as checkout_bp
     from app.dashboard.views import bp as dashboard_bp
+    from app.guest import shop_views  # noqa: F401 - adds the catalog's pages to the guest blueprint
     from app.guest.views import bp as guest_bp
     from app.main.views import bp as main_bp
     from app.main.views import register_error_pages
@@ -96,7 +96,6 @@ def register_blueprints(app: Flask) -> None:
     from app.taxids.views import bp as taxids_bp
     from app.templating import register_template_helpers
     from app.treasury import register_blueprints as register_treasury
-    from app.guest import shop_views  # noqa: F401 - adds the catalog's pages to the guest blueprint
     from app.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(main_bp)
@@ -124,9 +123,9 @@ def register_cli(app: Flask) -> None:
     from app.checkout.cli import payments_cli
     from app.cli import db_cli, demo_cli
     from app.outbox.cli import outbox_cli
-    from app.worker import worker_command
     from app.sync.cli import erp_cli
     from app.treasury.cli import treasury_cli
+    from app.worker import worker_command
 
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_cli)

@@ -46,9 +46,7 @@ def demo_setup_command() -> None:
     from app.demo import setup_demo
 
     created = setup_demo()
-    click.echo(
-        f"Demo agencies: {created.agencies_created} new, {created.agencies_total} in all."
-    )
+    click.echo(f"Demo agencies: {created.agencies_created} new, {created.agencies_total} in all.")
     click.echo("Demo citizen accounts (public test passwords, for this demo only):")
     for citizen in created.citizens:
         click.echo(f"  {citizen.email:<22} password: {citizen.password:<18} tax ID {citizen.tax_id}")

@@ -184,13 +184,11 @@ ENVIRONMENT_SETTINGS = (
 )
 
 
-def load_config(app, overrides: dict | None = None) -> None:  # noqa: ANN001 - a Flask app
+def load_config(app, overrides: dict | None = None) -> None:
     """Fill ``app.config`` from the config class, the environment, instance/config.py, overrides."""
     env_name = (overrides or {}).get("ENV_NAME") or os.environ.get("CIVICPAY_ENV", "production")
     if env_name not in CONFIGS:
-        raise ConfigurationError(
-            f"CIVICPAY_ENV={env_name!r} is not known; use one of {', '.join(CONFIGS)}."
-        )
+        raise ConfigurationError(f"CIVICPAY_ENV={env_name!r} is not known; use one of {', '.join(CONFIGS)}.")
     app.config.from_object(CONFIGS[env_name])
     for name in ENVIRONMENT_SETTINGS:
         if os.environ.get(name):

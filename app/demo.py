@@ -67,7 +67,9 @@ DEMO_ITEMS = (
         "price_minor": 1500,
         "capacity": 50,
         "max_per_order": 6,
-        "questions": [{"key": "holder", "label_el": "Ονοματεπώνυμο", "label_en": "Name on the ticket", "required": True}],
+        "questions": [
+            {"key": "holder", "label_el": "Ονοματεπώνυμο", "label_en": "Name on the ticket", "required": True}
+        ],
     },
     {
         "code": "animal-shelter",

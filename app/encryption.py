@@ -24,9 +24,9 @@ class DecryptionError(ValueError):
 
 def _fernet(key: str | None = None) -> Fernet:
     material = key or current_app.config.get("DATA_ENCRYPTION_KEY") or current_app.config["SECRET_KEY"]
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"civicpay.data-encryption"
-    ).derive(material.encode())
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"civicpay.data-encryption").derive(
+        material.encode()
+    )
     return Fernet(base64.urlsafe_b64encode(key))
 
 

@@ -39,7 +39,4 @@ refund_made = _events.signal("refund.made")
 debts_synced = _events.signal("debts.synced")
 
 #: Every event, by name: for listings and for tests that check each has its listeners.
-ALL = {
-    signal.name: signal
-    for signal in (payment_succeeded, payment_failed, refund_made, debts_synced)
-}
+ALL = {signal.name: signal for signal in (payment_succeeded, payment_failed, refund_made, debts_synced)}

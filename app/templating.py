@@ -41,9 +41,7 @@ def line_from_dict(data: Mapping[str, Any]) -> SurchargeLine:
     )
 
 
-def explain_surcharge(
-    lines: SurchargeResult | Iterable[Mapping[str, Any]], currency: str
-) -> list[str]:
+def explain_surcharge(lines: SurchargeResult | Iterable[Mapping[str, Any]], currency: str) -> list[str]:
     """Sentences explaining a surcharge, from a live result or stored lines."""
     if isinstance(lines, SurchargeResult):
         result = lines

@@ -75,7 +75,7 @@ def worker_command(once: bool, interval: float, batch: int) -> None:
             try:
                 with unit_of_work():
                     _tick(name, batch, stop.event)
-            except Exception:  # noqa: BLE001 - a worker outlives a bad tick (a database restart, say)
+            except Exception:
                 failed_ticks += 1
                 log.exception("worker %s: the tick failed; trying again next tick", name)
             finally:

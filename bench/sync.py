@@ -94,7 +94,7 @@ def _read_pass(debtors: int, queue: multiprocessing.Queue) -> None:
     queue.put({"label": "read", "rows": rows, "seconds": time.perf_counter() - start, "rss_mb": _peak_rss_mb()})
 
 
-def _in_child(target, *args) -> dict:  # noqa: ANN001
+def _in_child(target, *args) -> dict:
     queue: multiprocessing.Queue = multiprocessing.Queue()
     process = multiprocessing.Process(target=target, args=(*args, queue))
     process.start()
@@ -159,11 +159,15 @@ def _report(debtors: int, trials: list[dict]) -> None:
 
     rows = trials[0]["first"]["rows"]
     first_s, repeat_s, copy_s = median("first", "seconds"), median("repeat", "seconds"), median("copy", "seconds")
-    sync_ratios = [(t["first"]["rows"] / t["first"]["seconds"]) / (t["copy"]["rows"] / t["copy"]["seconds"]) for t in trials]
+    sync_ratios = [
+        (t["first"]["rows"] / t["first"]["seconds"]) / (t["copy"]["rows"] / t["copy"]["seconds"]) for t in trials
+    ]
     repeat_ratios = [t["repeat"]["seconds"] / t["first"]["seconds"] for t in trials]
     label = f" (medians of {len(trials)} trials)" if len(trials) > 1 else ""
     print(f"{debtors:>9,} debtors = {rows:>9,} debts{label}")
-    print(f"  full sync   {first_s:8.1f} s  {rows / first_s:9,.0f} rows/s  peak RSS {median('first', 'rss_mb'):6.0f} MB")
+    print(
+        f"  full sync   {first_s:8.1f} s  {rows / first_s:9,.0f} rows/s  peak RSS {median('first', 'rss_mb'):6.0f} MB"
+    )
     print(f"  repeat sync {repeat_s:8.1f} s  {rows / repeat_s:9,.0f} rows/s  peak RSS {median('repeat', 'rss_mb'):6.0f} MB  "
           f"(unchanged {trials[0]['repeat']['unchanged']:,})")  # fmt: skip
     print(f"  raw COPY    {copy_s:8.1f} s  {trials[0]['copy']['rows'] / copy_s:9,.0f} rows/s  "

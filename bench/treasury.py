@@ -104,7 +104,7 @@ def _load(url: str, payments: dict[str, int]) -> None:
         connection.execute("VACUUM ANALYZE")
 
 
-def _app(url: str):  # noqa: ANN202 - a Flask app
+def _app(url: str):
     from app import create_app
 
     return create_app({"ENV_NAME": "testing", "DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
@@ -149,7 +149,7 @@ def _history(url: str, payments: int, queue: multiprocessing.Queue) -> None:
                "page": page_number})  # fmt: skip
 
 
-def _export_filters(url: str, rows: int):  # noqa: ANN202 - PaymentFilters
+def _export_filters(url: str, rows: int):
     """The newest local days of bench-town that hold about ``rows`` payments."""
     from app.treasury.history.services import PaymentFilters
 
@@ -218,16 +218,17 @@ def _raw_copy(url: str, rows: int, ordered: bool, queue: multiprocessing.Queue) 
         for _ in range(2):  # the first pass also brings the tables into the cache; the best one counts
             count = 0
             begin = time.perf_counter()
-            with connection.cursor() as cursor, cursor.copy(
-                _RAW_COPY.format(order=order), {"agency": agency, "start": start, "end": end}
-            ) as copy:
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(_RAW_COPY.format(order=order), {"agency": agency, "start": start, "end": end}) as copy,
+            ):
                 for block in copy:
                     count += bytes(block).count(b"\n")
             seconds = min(seconds, time.perf_counter() - begin)
     queue.put({"rows": count, "seconds": seconds, "rss_mb": _peak_rss_mb()})
 
 
-def _child(target, *args) -> dict:  # noqa: ANN001, ANN002
+def _child(target, *args) -> dict:
     # Spawned, not forked: a forked child starts with the parent's pages resident, and its peak
     # RSS would grow with whatever the parent held (the old loader's lists of a million ids
     # showed as 45 MB more "export memory" at 1M rows than at 200k).
@@ -286,8 +287,9 @@ def run(
                       f"  (RSS {result['rss_before_mb']:.0f} MB before the export)", flush=True)  # fmt: skip
         for rows in xlsx_rows:
             result = _child(_export, url, rows, "xlsx")
+            rate = result["rows"] / result["seconds"]
             print(f"{'export XLSX':<26} {result['rows']:>10,} {result['seconds']:>8.2f} "
-                  f"{result['rows'] / result['seconds']:>10,.0f} {'':>8} {'':>10} {result['rss_mb']:>11.0f}", flush=True)  # fmt: skip
+                  f"{rate:>10,.0f} {'':>8} {'':>10} {result['rss_mb']:>11.0f}", flush=True)  # fmt: skip
     finally:
         if not keep:
             with admin.connect() as connection:
@@ -303,7 +305,9 @@ def main() -> None:
     parser.add_argument("--xlsx-rows", type=int, nargs="*", default=[200_000])
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the loaded database (its name is printed)")
-    parser.add_argument("--reuse", metavar="NAME", help="measure a database kept by --keep (same sizes) instead of loading")
+    parser.add_argument(
+        "--reuse", metavar="NAME", help="measure a database kept by --keep (same sizes) instead of loading"
+    )
     arguments = parser.parse_args()
     run(arguments.database_url, arguments.payments, arguments.other, arguments.export_rows, arguments.xlsx_rows,
         reuse=arguments.reuse, keep=arguments.keep or bool(arguments.reuse))  # fmt: skip

@@ -121,9 +121,7 @@ def parse_amount(
     if len(readings) == 1:
         return readings[0]
     if len(readings) > 1:
-        raise AmountError(
-            f"{text!r} could be {readings[0]} or {readings[1]}; write it without a thousands separator."
-        )
+        raise AmountError(f"{text!r} could be {readings[0]} or {readings[1]}; write it without a thousands separator.")
     if too_precise:
         raise AmountError(f"{text!r} has more than {max_decimals} decimals; amounts are never rounded.")
     raise AmountError(f"{text!r} is not an amount like 1.234,56 or 1,234.56: check where the point and comma are.")

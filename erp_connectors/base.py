@@ -189,9 +189,7 @@ def validate_record(record: DebtRecord) -> list[str]:
     if not isinstance(record.debtor_name, str) or not record.debtor_name.strip():
         problems.append("The debtor name is empty.")
     if record.category not in CATEGORIES:
-        problems.append(
-            f"The category {record.category!r} is unknown; expected one of {', '.join(CATEGORIES)}."
-        )
+        problems.append(f"The category {record.category!r} is unknown; expected one of {', '.join(CATEGORIES)}.")
     if record.status not in STATUSES:
         problems.append(f"The status {record.status!r} is unknown; expected one of {', '.join(STATUSES)}.")
     if not isinstance(record.kind, str) or not _KIND_PATTERN.fullmatch(record.kind):
@@ -257,9 +255,7 @@ def _installment_problems(record: DebtRecord) -> list[str]:
     installments = record.installments
     if record.category != "settled":
         if installments:
-            return [
-                f"Only settled debts have installments; this {record.category} debt has {len(installments)}."
-            ]
+            return [f"Only settled debts have installments; this {record.category} debt has {len(installments)}."]
         return []
     if not installments:
         return ["A settled debt must list its installments."]
@@ -273,9 +269,7 @@ def _installment_problems(record: DebtRecord) -> list[str]:
         if not _is_minor_amount(installment.amount_minor) or installment.amount_minor <= 0:
             problems.append(f"Installment {installment.number} has an amount that is not a positive whole number.")
             amounts_ok = False
-        elif not (
-            _is_minor_amount(installment.paid_minor) and 0 <= installment.paid_minor <= installment.amount_minor
-        ):
+        elif not (_is_minor_amount(installment.paid_minor) and 0 <= installment.paid_minor <= installment.amount_minor):
             problems.append(
                 f"Installment {installment.number} has a paid amount outside 0 to {installment.amount_minor}."
             )
@@ -287,8 +281,7 @@ def _installment_problems(record: DebtRecord) -> list[str]:
         scheduled = sum(installment.amount_minor for installment in installments)
         if scheduled != record.principal_minor:
             problems.append(
-                f"The installments add up to {scheduled} minor units "
-                f"but the principal is {record.principal_minor}."
+                f"The installments add up to {scheduled} minor units but the principal is {record.principal_minor}."
             )
         paid = sum(installment.paid_minor for installment in installments)
         # Otherwise nobody can tell which installments are still due.

@@ -57,10 +57,10 @@ import shutil
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+from io import BufferedReader
 from pathlib import Path
 from types import MappingProxyType
-from io import BufferedReader
 from typing import Any
 
 from erp_connectors.amounts import AmountError, parse_with_separators
@@ -299,7 +299,7 @@ class FileConnector:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
                 if ack.line_id in self._acknowledged_line_ids():
                     return
-                today = datetime.now(timezone.utc).strftime("%Y%m%d")
+                today = datetime.now(UTC).strftime("%Y%m%d")
                 self._append_ack(self.ack_folder / f"acks-{today}.csv", ack)
         except OSError as error:
             raise ConnectionError(
@@ -355,7 +355,7 @@ class FileConnector:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
                 if row[0] in self._first_column_of(f"{name}-*.csv"):
                     return
-                today = datetime.now(timezone.utc).strftime("%Y%m%d")
+                today = datetime.now(UTC).strftime("%Y%m%d")
                 target = self.ack_folder / f"{name}-{today}.csv"
                 new_file = not target.exists() or target.stat().st_size == 0
                 with open(target, "a", encoding="utf-8", newline="") as stream:
@@ -417,10 +417,13 @@ class FileConnector:
         with _open_export(source) as stream:
             reads_utf8 = codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig")
             if stream.peek(3)[:3] == codecs.BOM_UTF8 and not reads_utf8:
-                yield None, RecordError(
-                    f"The file {source.name} starts with a UTF-8 byte order mark but the connector reads "
-                    f"{self.encoding}; set the option 'encoding' to 'utf-8-sig'. No rows were read.",
-                    raw=source.name,
+                yield (
+                    None,
+                    RecordError(
+                        f"The file {source.name} starts with a UTF-8 byte order mark but the connector reads "
+                        f"{self.encoding}; set the option 'encoding' to 'utf-8-sig'. No rows were read.",
+                        raw=source.name,
+                    ),
                 )
                 return
             lines = _DecodedLines(stream, self.encoding, source.name, "Row")
@@ -558,10 +561,13 @@ class FileConnector:
                 # Without its id a row cannot belong to a group or be a duplicate; only its problems matter.
                 yield self._build([row], layout)
             elif row.external_id in first_row_of:
-                yield row.owner(self.default_country), RecordError(
-                    f"Row {row.number} of {row.file_name}: duplicate external id {row.external_id!r} in the file "
-                    f"(first at row {first_row_of[row.external_id]}); this row is skipped.",
-                    raw=row.raw,
+                yield (
+                    row.owner(self.default_country),
+                    RecordError(
+                        f"Row {row.number} of {row.file_name}: duplicate external id {row.external_id!r} in the file "
+                        f"(first at row {first_row_of[row.external_id]}); this row is skipped.",
+                        raw=row.raw,
+                    ),
                 )
             else:
                 first_row_of[row.external_id] = row.number
@@ -630,10 +636,13 @@ class FileConnector:
                     yield owner, RecordError(f"{where}: {error.reason}", raw=raw_line)
                     continue
                 if record.external_id in first_line_of:
-                    yield owner, RecordError(
-                        f"{where}: duplicate external id {record.external_id!r} in the file "
-                        f"(first at line {first_line_of[record.external_id]}); this line is skipped.",
-                        raw=raw_line,
+                    yield (
+                        owner,
+                        RecordError(
+                            f"{where}: duplicate external id {record.external_id!r} in the file "
+                            f"(first at line {first_line_of[record.external_id]}); this line is skipped.",
+                            raw=raw_line,
+                        ),
                     )
                     continue
                 first_line_of[record.external_id] = number
@@ -669,7 +678,7 @@ class FileConnector:
                 f"The archive folder {self.archive_folder} cannot be created: {error.strerror or error}; "
                 f"{source.name} stays in the drop folder and will be read again."
             ) from error
-        stamp = datetime.now(timezone.utc).strftime(_ARCHIVE_STAMP_FORMAT)
+        stamp = datetime.now(UTC).strftime(_ARCHIVE_STAMP_FORMAT)
         target = self.archive_folder / f"{source.stem}.{stamp}{source.suffix}"
         counter = 2
         while target.exists():
@@ -769,9 +778,7 @@ def file_connector_factory(agency_code: str, options: Mapping[str, Any]) -> File
     unknown = sorted(set(options) - set(OPTION_NAMES))
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
-        raise ValueError(
-            f"The file connector has no option {names}; its options are {', '.join(OPTION_NAMES)}."
-        )
+        raise ValueError(f"The file connector has no option {names}; its options are {', '.join(OPTION_NAMES)}.")
     return FileConnector(agency_code, **options)
 
 
@@ -1015,7 +1022,7 @@ def _checked_encoding(encoding: str) -> str:
         ) from None
     # Lines are split on the newline byte before decoding, which only works when text is ASCII-compatible.
     try:
-        ascii_compatible = b"\r\n;\"".decode(codec.name) == "\r\n;\""
+        ascii_compatible = b'\r\n;"'.decode(codec.name) == '\r\n;"'
     except UnicodeDecodeError:
         ascii_compatible = False
     if not ascii_compatible:
@@ -1024,7 +1031,7 @@ def _checked_encoding(encoding: str) -> str:
 
 
 def _checked_single_character(value: object, option: str) -> str:
-    if not isinstance(value, str) or len(value) != 1 or value in "\r\n\"":
+    if not isinstance(value, str) or len(value) != 1 or value in '\r\n"':
         raise ValueError(f"The option {option!r} must be a single character such as ';', not {value!r}.")
     return value
 

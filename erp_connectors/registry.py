@@ -17,9 +17,7 @@ def build_connector(agency_code: str, config: Mapping[str, Any]) -> ERPConnector
     options = config.get("options") or {}
     if not isinstance(options, Mapping):
         # ValueError like every other configuration mistake, so that callers catch one type.
-        raise ValueError(  # noqa: TRY004
-            f"The ERP connector options of agency {agency_code} must be a JSON object, not {options!r}."
-        )
+        raise ValueError(f"The ERP connector options of agency {agency_code} must be a JSON object, not {options!r}.")
     # Each connector is imported only when named, so a portal that never reads files never imports that code.
     if kind == "demo":
         from erp_connectors.demo.connector import demo_connector_factory

@@ -712,7 +712,7 @@ def _auth_from_options(auth: Mapping[str, Any] | None) -> AuthBase | None:
         return None
     if not isinstance(auth, Mapping):
         # ValueError like every other configuration mistake, so that callers catch one type.
-        raise ValueError(  # noqa: TRY004
+        raise ValueError(
             "The REST connector's auth must be an object such as "
             '{"type": "bearer", "token_env": "EASTCOAST_ERP_TOKEN"}.'
         )

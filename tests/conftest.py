@@ -14,7 +14,6 @@ from contextlib import ExitStack
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
 
 from app import create_app, migrate
 from app.db import Base

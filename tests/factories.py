@@ -103,9 +103,7 @@ class UserFactory(_Base):
 
 def link(user: User, debtor: Debtor, *, verified: bool = True) -> TaxIdLink:
     """Give the user a (proven) link to the debtor's tax ID."""
-    row = TaxIdLink(
-        user=user, country=debtor.country, tax_id=debtor.tax_id, verified_at=utcnow() if verified else None
-    )
+    row = TaxIdLink(user=user, country=debtor.country, tax_id=debtor.tax_id, verified_at=utcnow() if verified else None)
     db.session.add(row)
     db.session.commit()
     return row
@@ -133,7 +131,7 @@ class StaffMembershipFactory(_Base):
     role = "view"
 
 
-def staff_member(agency: Agency | None, role: str = "view", *, enrolled: bool = True, **user_fields) -> User:  # noqa: ANN003
+def staff_member(agency: Agency | None, role: str = "view", *, enrolled: bool = True, **user_fields) -> User:
     """A person on the agency's staff (none if ``agency`` is None), with TOTP set up unless told not."""
     user = UserFactory(**user_fields)
     if enrolled:
@@ -145,7 +143,7 @@ def staff_member(agency: Agency | None, role: str = "view", *, enrolled: bool = 
     return user
 
 
-def totp_code(at=None) -> str:  # noqa: ANN001 - a datetime or None (now)
+def totp_code(at=None) -> str:
     """The code an authenticator app shows for STAFF_TOTP_SECRET at a moment (default: now)."""
     totp = pyotp.TOTP(STAFF_TOTP_SECRET)
     return totp.at(at) if at is not None else totp.now()
@@ -154,8 +152,15 @@ def totp_code(at=None) -> str:  # noqa: ANN001 - a datetime or None (now)
 _payment_numbers = iter(range(1, 10**9))
 
 
-def paid_payment(*debts_and_amounts, created_at=None, status: str = "succeeded", channel: str = "account",  # noqa: ANN001, ANN002
-                 provider_reference: str | None = None, card_last4: str = "4242", commit: bool = True) -> Payment:
+def paid_payment(
+    *debts_and_amounts,
+    created_at=None,
+    status: str = "succeeded",
+    channel: str = "account",
+    provider_reference: str | None = None,
+    card_last4: str = "4242",
+    commit: bool = True,
+) -> Payment:
     """A payment of the given (debt, principal_minor[, surcharge_minor]) lines, possibly across agencies."""
     number = next(_payment_numbers)
     created_at = created_at or utcnow()
@@ -175,8 +180,13 @@ def paid_payment(*debts_and_amounts, created_at=None, status: str = "succeeded",
     for item in debts_and_amounts:
         debt, principal, surcharge = (*item, 0) if len(item) == 2 else item
         payment.lines.append(
-            PaymentLine(agency_id=debt.agency_id, debt_id=debt.id, principal_minor=principal,
-                        surcharge_minor=surcharge, amount_minor=principal + surcharge)
+            PaymentLine(
+                agency_id=debt.agency_id,
+                debt_id=debt.id,
+                principal_minor=principal,
+                surcharge_minor=surcharge,
+                amount_minor=principal + surcharge,
+            )
         )
     payment.amount_minor = sum(line.amount_minor for line in payment.lines)
     db.session.add(payment)
@@ -209,7 +219,7 @@ class CatalogItemFactory(_Base):
     active = True
 
 
-def donation_item(**fields) -> CatalogItem:  # noqa: ANN003
+def donation_item(**fields) -> CatalogItem:
     """An open-amount donation from 5,00 € to 500,00 €."""
     values = {"kind": "donation", "price_minor": None, "min_minor": 500, "max_minor": 50000, "max_per_order": 1}
     values.update(fields)

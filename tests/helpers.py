@@ -20,13 +20,11 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
 
 def log_in(client: FlaskClient, email: str, password: str) -> None:
     """Log in through the real form; fails the test if it does not work."""
-    response = client.post(
-        "/login", data={"email": email, "password": password, "csrf_token": csrf_token(client)}
-    )
+    response = client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_token(client)})
     assert response.status_code == 303, response.get_data(as_text=True)
 
 
-def page_text(response) -> str:  # noqa: ANN001 - a test response
+def page_text(response) -> str:
     """The response body as text, non-breaking spaces made plain for readable asserts."""
     return response.get_data(as_text=True).replace("\xa0", " ")
 

@@ -103,7 +103,7 @@ def test_every_event_is_named_and_documented(name: str) -> None:
     assert signal.name == name and "." in name
 
 
-def test_the_outbox_delivers_every_topic_its_listeners_write(app) -> None:  # noqa: ANN001 - the app fixture
+def test_the_outbox_delivers_every_topic_its_listeners_write(app) -> None:
     """Each feature that writes messages registered its topic with create_app."""
     from app.outbox.services import registered_topics
 
@@ -118,7 +118,7 @@ def test_the_outbox_delivers_every_topic_its_listeners_write(app) -> None:  # no
     assert events.payment_succeeded.receivers and events.refund_made.receivers
 
 
-def test_every_topic_says_what_it_does_in_both_languages(app) -> None:  # noqa: ANN001 - the app fixture
+def test_every_topic_says_what_it_does_in_both_languages(app) -> None:
     """The treasury shows each topic by the label its feature registered, translated."""
     from flask_babel import force_locale
 

@@ -34,7 +34,7 @@ PUBLIC = {
 
 
 @pytest.fixture(autouse=True)
-def _morning():  # noqa: ANN202
+def _morning():
     with time_machine.travel(MORNING, tick=False) as traveller:
         yield traveller
 
@@ -66,7 +66,7 @@ def owners_things(client: FlaskClient) -> dict[str, str]:
     return {"reference": reference, "token": token, "link_id": ids["link_id"]}
 
 
-def citizen_rules(app: Flask) -> list:  # noqa: ANN401
+def citizen_rules(app: Flask) -> list:
     return [
         rule
         for rule in app.url_map.iter_rules()

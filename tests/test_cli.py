@@ -61,7 +61,7 @@ def test_sync_before_setup_says_what_to_do(app: Flask, db_session: None) -> None
     assert "flask demo setup" in result.output
 
 
-def test_configure_points_an_agency_at_a_rest_erp(app: Flask, db_session: None, tmp_path) -> None:  # noqa: ANN001
+def test_configure_points_an_agency_at_a_rest_erp(app: Flask, db_session: None, tmp_path) -> None:
     import json
 
     from erp_connectors.demo.server import DemoERPServer
@@ -71,7 +71,9 @@ def test_configure_points_an_agency_at_a_rest_erp(app: Flask, db_session: None, 
     with DemoERPServer("mountvalley", debtors=3) as server:
         config = tmp_path / "erp.json"
         config.write_text(json.dumps({"type": "rest", "options": {"base_url": server.url}}))
-        result = runner.invoke(args=["erp", "configure", "--agency", "mountvalley", "--connector", str(config), "--interval", "15"])
+        result = runner.invoke(
+            args=["erp", "configure", "--agency", "mountvalley", "--connector", str(config), "--interval", "15"]
+        )
         assert result.exit_code == 0, result.output
         synced = runner.invoke(args=["erp", "sync", "--agency", "mountvalley"])
         assert synced.exit_code == 0, synced.output
@@ -87,7 +89,7 @@ def test_configure_points_an_agency_at_a_rest_erp(app: Flask, db_session: None, 
     assert db.session.get(Agency, agency_id).connector["options"]["base_url"] == server.url
 
 
-def test_check_and_quarantine_commands(app: Flask, db_session: None, tmp_path) -> None:  # noqa: ANN001
+def test_check_and_quarantine_commands(app: Flask, db_session: None, tmp_path) -> None:
     import json
 
     from app.sync.models import QuarantinedRecord
@@ -100,16 +102,22 @@ def test_check_and_quarantine_commands(app: Flask, db_session: None, tmp_path) -
     good = {"external_id": "F-1", "tax_id": "147382606", "tax_country": "GR", "debtor_name": "M", "category": "certified",
             "kind": "property_fee", "description": "Fee", "principal_minor": 1000, "paid_minor": 0, "currency": "EUR",
             "due_date": "2026-01-31"}  # fmt: skip
-    export.write_text(json.dumps(good) + "\n" + json.dumps({**good, "external_id": "F-2", "principal_minor": -3}) + "\n")
+    export.write_text(
+        json.dumps(good) + "\n" + json.dumps({**good, "external_id": "F-2", "principal_minor": -3}) + "\n"
+    )
     config = tmp_path / "file.json"
     config.write_text(json.dumps({"type": "file", "options": {"path": str(export), "format": "jsonl"}}))
-    assert runner.invoke(args=["erp", "configure", "--agency", "mountvalley", "--connector", str(config)]).exit_code == 0
+    assert (
+        runner.invoke(args=["erp", "configure", "--agency", "mountvalley", "--connector", str(config)]).exit_code == 0
+    )
     synced = runner.invoke(args=["erp", "sync", "--agency", "mountvalley"])
     assert table(synced.output)["mountvalley"]["quarantined"] == 1
     listed = runner.invoke(args=["erp", "quarantine", "list", "--agency", "mountvalley"]).output
     assert "F-2" in listed and "negative" in listed
 
-    export.write_text(json.dumps(good) + "\n" + json.dumps({**good, "external_id": "F-2", "principal_minor": 300}) + "\n")
+    export.write_text(
+        json.dumps(good) + "\n" + json.dumps({**good, "external_id": "F-2", "principal_minor": 300}) + "\n"
+    )
     retried = runner.invoke(args=["erp", "quarantine", "retry", "--agency", "mountvalley"])
     assert "0 still quarantined" in retried.output, retried.output
     statuses = db.session.scalars(select(QuarantinedRecord.status)).all()

@@ -62,7 +62,7 @@ def test_the_documented_capability_hears_of_a_payment_and_its_message_is_deliver
     assert message.key == f"sms_receipt:{payment.reference}"
     assert sms_receipts.SENT == []  # nothing reaches the outside before the worker runs
     outbox.deliver_due(limit=50)  # due since the payment's completion time (the clock's now)
-    assert sms_receipts.SENT == [payment.reference]
+    assert [payment.reference] == sms_receipts.SENT
     assert db.session.get(OutboxMessage, message.id).status == "delivered"
 
 

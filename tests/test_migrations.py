@@ -59,11 +59,11 @@ def test_upgrade_head_matches_models_and_downgrade_base_empties(empty_database_u
 
 def test_upgrade_keeps_existing_data(empty_database_url: str) -> None:
     """Each revision applies to a database that already holds rows (SQLite rebuilds tables)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
     from sqlalchemy import text
 
     from app.migrate import alembic_config
-    from alembic import command
-    from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(empty_database_url))
     revisions = [revision.revision for revision in reversed(list(script.walk_revisions()))]
@@ -91,7 +91,10 @@ def test_upgrade_keeps_existing_data(empty_database_url: str) -> None:
         for revision in revisions[1:]:
             command.upgrade(alembic_config(empty_database_url), revision)
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT principal_minor FROM debts WHERE external_id = 'X-1'")).scalar() == 12000
+            assert (
+                connection.execute(text("SELECT principal_minor FROM debts WHERE external_id = 'X-1'")).scalar()
+                == 12000
+            )
     finally:
         engine.dispose()
 

@@ -21,9 +21,7 @@ def source_messages() -> set[str]:
     """Every msgid in the sources, extracted the way scripts/translations.sh does."""
     keywords = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "_l": None}
     found: set[str] = set()
-    for _filename, _line, message, _comments, _context in extract_from_dir(
-        str(ROOT), METHOD_MAP, keywords=keywords
-    ):
+    for _filename, _line, message, _comments, _context in extract_from_dir(str(ROOT), METHOD_MAP, keywords=keywords):
         found.add(message[0] if isinstance(message, tuple) else message)
     return found
 

@@ -36,7 +36,11 @@ class LoginForm(FlaskForm):
 
     email = EmailField(
         _l("E-mail address"),
-        validators=[DataRequired(_l("Enter your e-mail address.")), Email(_l("Enter an e-mail address like name@example.org.")), Length(max=254)],
+        validators=[
+            DataRequired(_l("Enter your e-mail address.")),
+            Email(_l("Enter an e-mail address like name@example.org.")),
+            Length(max=254),
+        ],
         render_kw={"autocomplete": "username"},
     )
     password = PasswordField(
@@ -56,9 +60,7 @@ class LogoutForm(FlaskForm):
 
 def _check_new_password(password: str | None, email: str | None) -> None:
     """Raise the policy's sentence as a validation error when the password is refused."""
-    problem = password_problem(
-        password or "", email=email, min_length=current_app.config["PASSWORD_MIN_LENGTH"]
-    )
+    problem = password_problem(password or "", email=email, min_length=current_app.config["PASSWORD_MIN_LENGTH"])
     if problem:
         raise ValidationError(problem)
 
@@ -217,9 +219,7 @@ class AccountDetailsForm(FlaskForm):
 
     def validate_phone(self, field: TelField) -> None:
         if field.data and not E164.fullmatch(field.data):
-            raise ValidationError(
-                _l("Enter the number with + and the country code, for example +30 691 234 5678.")
-            )
+            raise ValidationError(_l("Enter the number with + and the country code, for example +30 691 234 5678."))
 
     def validate_notify_sms(self, field: BooleanField) -> None:
         if field.data and not self.phone.data:

@@ -44,9 +44,7 @@ class User(UserMixin, Base):
     #: The last 30-second time step whose code was accepted: a code is never accepted twice.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
-    tax_ids: Mapped[list[TaxIdLink]] = relationship(
-        back_populates="user", cascade="all, delete-orphan"
-    )
+    tax_ids: Mapped[list[TaxIdLink]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
 
 class TaxIdLink(Base):

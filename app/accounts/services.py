@@ -52,9 +52,7 @@ def load_user(user_id: str) -> User | None:
 
 
 def _active_user_by_email(email: str) -> User | None:
-    return db.session.scalar(
-        select(User).where(User.email == email.strip().lower(), User.deleted_at.is_(None))
-    )
+    return db.session.scalar(select(User).where(User.email == email.strip().lower(), User.deleted_at.is_(None)))
 
 
 def _password_matches(user: User | None, password: str) -> bool:
@@ -398,8 +396,7 @@ def _send_password_changed_mail(user: User) -> None:
                 gettext("Hello %(name)s,", name=user.full_name),
                 gettext("The password of your Civic Pay account was just changed."),
                 gettext(
-                    "If you did not change it, choose a new password now at %(forgot)s and tell your "
-                    "municipality.",
+                    "If you did not change it, choose a new password now at %(forgot)s and tell your municipality.",
                     forgot=forgot,
                 ),
             ],

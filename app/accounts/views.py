@@ -88,7 +88,7 @@ def _start_session(user: User) -> None:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
-def login():  # noqa: ANN201 - a page or a redirect
+def login():
     """The log-in page; an account whose address is not confirmed yet is turned away."""
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.show"))
@@ -106,7 +106,7 @@ def login():  # noqa: ANN201 - a page or a redirect
 
 @bp.post("/logout")
 @login_required
-def logout():  # noqa: ANN201 - a redirect
+def logout():
     """Log out and forget the session."""
     if LogoutForm().validate_on_submit():
         logout_user()
@@ -120,7 +120,7 @@ def logout():  # noqa: ANN201 - a redirect
 
 @bp.route("/register", methods=["GET", "POST"])
 @limiter.limit(_register_limit, methods=["POST"])
-def register():  # noqa: ANN201 - a page or a redirect
+def register():
     """Create an account; the same "check your e-mail" page follows whether or not it existed."""
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.show"))
@@ -146,7 +146,7 @@ def check_email() -> str:
 
 
 @bp.get("/verify/<token>")
-def verify_email(token: str):  # noqa: ANN201 - a page or a redirect
+def verify_email(token: str):
     """Follow the confirmation link of the e-mail."""
     result = services.verify_email(token)
     if result.status == "verified":
@@ -163,15 +163,13 @@ def verify_email(token: str):  # noqa: ANN201 - a page or a redirect
 @bp.route("/verify/resend", methods=["GET", "POST"])
 @limiter.limit(_resend_limit, methods=["POST"])
 @limiter.limit(_resend_email_limit, methods=["POST"], key_func=_submitted_email)
-def resend_verification():  # noqa: ANN201 - a page or a redirect
+def resend_verification():
     """Send the confirmation link again; the answer never says whether the address has an account."""
     form = ResendVerificationForm()
     if form.validate_on_submit():
         services.resend_verification(form.email.data)
         flash(
-            gettext(
-                "If this address has an account waiting for confirmation, we have sent it a new link."
-            )
+            gettext("If this address has an account waiting for confirmation, we have sent it a new link.")
             + " "
             + link_validity(current_app.config["EMAIL_VERIFY_MAX_AGE"]),
             "success",
@@ -186,7 +184,7 @@ def resend_verification():  # noqa: ANN201 - a page or a redirect
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @limiter.limit(_reset_limit, methods=["POST"])
 @limiter.limit(_reset_email_limit, methods=["POST"], key_func=_submitted_email)
-def forgot_password():  # noqa: ANN201 - a page or a redirect
+def forgot_password():
     """Ask for a reset link; the answer is the same whether or not the address has an account."""
     form = ForgotPasswordForm()
     if form.validate_on_submit():
@@ -204,7 +202,7 @@ def forgot_password_sent() -> str:
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 @limiter.limit(_reset_limit, methods=["POST"])
-def reset_password(token: str):  # noqa: ANN201 - a page or a redirect
+def reset_password(token: str):
     """Choose a new password through the link of the e-mail (once, within the hour)."""
     status, user = services.check_reset_token(token)
     if user is None:
@@ -229,7 +227,7 @@ def _account_page(
     password: ChangePasswordForm | None = None,
     delete: DeleteAccountForm | None = None,
     status: int = 200,
-):  # noqa: ANN202 - a response tuple
+):
     """The account page with the one submitted form (and its errors) and the others fresh."""
     if details is None:
         details = AccountDetailsForm(formdata=None, obj=current_user)
@@ -244,7 +242,7 @@ def _account_page(
 
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
-def account():  # noqa: ANN201 - a page or a redirect
+def account():
     """Name, phone, language and notification choices."""
     if request.method == "GET":
         return _account_page()
@@ -267,7 +265,7 @@ def account():  # noqa: ANN201 - a page or a redirect
 @bp.post("/account/password")
 @login_required
 @limiter.limit(_login_limit)
-def change_password():  # noqa: ANN201 - a page or a redirect
+def change_password():
     """Change the password; the current one is needed."""
     form = ChangePasswordForm(email=current_user.email)
     if not form.validate_on_submit():
@@ -283,7 +281,7 @@ def change_password():  # noqa: ANN201 - a page or a redirect
 @bp.post("/account/delete")
 @login_required
 @limiter.limit(_login_limit)
-def delete_account():  # noqa: ANN201 - a page or a redirect
+def delete_account():
     """Delete the account for good (payments stay with the agencies); then log out."""
     form = DeleteAccountForm()
     if not form.validate_on_submit():

@@ -42,9 +42,7 @@ class Agency(Base):
     #: What a guest gives with a payment code, per debt kind: {"default": "tax_id_last4",
     #: "traffic_fine": "plate"}; values are "tax_id_last4", "plate" or "amount". {} asks the
     #: last four characters of the tax ID for every kind.
-    guest_second_factor: Mapped[dict[str, str]] = mapped_column(
-        JSON, default=dict, server_default=text("'{}'")
-    )
+    guest_second_factor: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     #: Revenue withholdings (κρατήσεις) per debt kind, see app.domain.withholdings: {"default":
     #: [{"name": "Fund X", "percent": "2"}], "traffic_fine": [{"name": "Fund Y", "fixed_minor": 50}]};
     #: percentages as text (exact Decimals), amounts in minor units. {} withholds nothing.

@@ -21,7 +21,7 @@ def token_cli() -> None:
     """The `flask api token` command group."""
 
 
-def _agency(code: str):  # noqa: ANN202 - an Agency
+def _agency(code: str):
     try:
         return agency_by_code(code)
     except LookupError as error:

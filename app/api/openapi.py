@@ -194,7 +194,9 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _RESPONSES: dict[str, Any] = {
-    "BadRequest": _error("The body is not JSON, or not shaped like a PushRequest (e.g. a close with an unknown reason)."),
+    "BadRequest": _error(
+        "The body is not JSON, or not shaped like a PushRequest (e.g. a close with an unknown reason)."
+    ),
     "Unauthorized": _error("The bearer token is missing, unknown or revoked."),
     "PayloadTooLarge": _error(
         "More upserts and closes than one push may hold (API_MAX_BATCH), or a body over API_MAX_BODY_BYTES; "

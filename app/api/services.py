@@ -78,9 +78,7 @@ def authenticate_token(token: str) -> ApiToken | None:
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
     digest = hash_token(token)
-    row = db.session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
-    )
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)))
     # The lookup already matched; the constant-time compare guards against a database that
     # compares case-insensitively or pads, and costs nothing.
     if row is None or not hmac.compare_digest(row.token_hash, digest):
@@ -111,11 +109,7 @@ def agency_by_code(code: str) -> Agency:
 
 def tokens_of(agency_id: int) -> list[ApiToken]:
     """An agency's tokens, oldest first, revoked ones included."""
-    return list(
-        db.session.scalars(
-            select(ApiToken).where(ApiToken.agency_id == agency_id).order_by(ApiToken.id)
-        )
-    )
+    return list(db.session.scalars(select(ApiToken).where(ApiToken.agency_id == agency_id).order_by(ApiToken.id)))
 
 
 # -- pushed batches -------------------------------------------------------------------------------
@@ -167,9 +161,7 @@ def _read_record(item: Any) -> DebtRecord | RecordError:
 
 def _read_close(position: int, item: Any) -> tuple[str, str]:
     if not isinstance(item, Mapping):
-        raise PushRequestError(
-            400, "invalid_close", f"Close {position} must be an object with external_id and reason."
-        )
+        raise PushRequestError(400, "invalid_close", f"Close {position} must be an object with external_id and reason.")
     external_id, reason = item.get("external_id"), item.get("reason")
     if not isinstance(external_id, str) or not external_id.strip():
         raise PushRequestError(400, "invalid_close", f"Close {position} has no external_id.")

@@ -35,7 +35,10 @@ _ERRORS = {
     413: ("payload_too_large", "The request is too large."),
     415: ("unsupported_media_type", "The body must be JSON, sent with 'Content-Type: application/json'."),
     429: ("rate_limited", "Too many requests with this token. Wait a minute and try again."),
-    500: ("server_error", "Something went wrong on our side; nothing in this request may have been applied. Try again later."),
+    500: (
+        "server_error",
+        "Something went wrong on our side; nothing in this request may have been applied. Try again later.",
+    ),
 }
 
 

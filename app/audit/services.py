@@ -165,14 +165,18 @@ def _inert(text: str) -> str:
 
 
 def audit_page(
-    agency_id: AgencyScope, timezone: str, filters: AuditFilters, *, before: AuditPosition | None = None, page_size: int = PAGE_SIZE
+    agency_id: AgencyScope,
+    timezone: str,
+    filters: AuditFilters,
+    *,
+    before: AuditPosition | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> AuditPage:
     """A page of the agency's audit log (or the platform's, see AgencyScope), newest first, by keyset on (at, id)."""
     statement = _filtered(agency_id, timezone, filters)
     if before is not None:
         statement = statement.where(
-            tuple_(AuditEntry.at, AuditEntry.id)
-            < tuple_(literal(before.at, UTCDateTime()), literal(before.entry_id))
+            tuple_(AuditEntry.at, AuditEntry.id) < tuple_(literal(before.at, UTCDateTime()), literal(before.entry_id))
         )
     found = db.session.execute(
         statement.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(page_size + 1)

@@ -24,7 +24,6 @@ from app.domain.references import readable_code
 from app.extensions import db
 
 
-
 class SoldOut(Exception):
     """Fewer seats are left than asked for; ``left`` says how many."""
 
@@ -63,7 +62,7 @@ def item_for_sale(agency_code: str, item_code: str) -> CatalogItem | None:
     )
 
 
-def _counting(now: datetime):  # noqa: ANN202 - a SQL condition
+def _counting(now: datetime):
     """Seats that count against capacity at ``now``: issued, used, or held and not yet expired."""
     return or_(
         Ticket.status.in_(("issued", "used")),
@@ -110,9 +109,7 @@ def hold_seats(item_id: int, quote_line_id: int, quantity: int, held_until: date
     if they are still free). Call inside the transaction that stores or claims the order.
     """
     item = lock_item(item_id)
-    mine = db.session.scalars(
-        select(Ticket).where(Ticket.quote_line_id == quote_line_id).order_by(Ticket.id)
-    ).all()
+    mine = db.session.scalars(select(Ticket).where(Ticket.quote_line_id == quote_line_id).order_by(Ticket.id)).all()
     if item.capacity is not None:
         left = seats_left(item.capacity, seats_taken(item.id, now, excluding_quote_line=quote_line_id))
         assert left is not None
@@ -175,9 +172,7 @@ def tickets_of_payment_lines(payment_line_ids: Iterable[int]) -> Sequence[Ticket
     ids = list(payment_line_ids)
     if not ids:
         return []
-    return db.session.scalars(
-        select(Ticket).where(Ticket.payment_line_id.in_(ids)).order_by(Ticket.id)
-    ).all()
+    return db.session.scalars(select(Ticket).where(Ticket.payment_line_id.in_(ids)).order_by(Ticket.id)).all()
 
 
 # -- at the door ----------------------------------------------------------------------------------
@@ -230,10 +225,7 @@ def use_ticket(code: str, agency_ids: Iterable[int], staff_user_id: int, now: da
     admitted = result.rowcount == 1
     ticket = db.session.get(Ticket, ticket.id, populate_existing=True)
     assert ticket is not None
-    if admitted:
-        outcome = CHECK_ADMITTED
-    else:
-        outcome = CHECK_ALREADY_USED if ticket.status == "used" else CHECK_NOT_VALID
+    outcome = CHECK_ADMITTED if admitted else CHECK_ALREADY_USED if ticket.status == "used" else CHECK_NOT_VALID
     if outcome != CHECK_NOT_VALID:
         # Who let whom in, and every second try with the same ticket, for the agency's audit log.
         record("ticket.check", agency_id=ticket.item.agency_id, subject=ticket.code, details={"outcome": outcome},
@@ -248,15 +240,15 @@ def use_ticket(code: str, agency_ids: Iterable[int], staff_user_id: int, now: da
 def agency_items(agency_id: int) -> Sequence[CatalogItem]:
     """Every item of the agency, on sale or not, newest first."""
     return db.session.scalars(
-        select(CatalogItem).where(CatalogItem.agency_id == agency_id).order_by(CatalogItem.created_at.desc(), CatalogItem.id.desc())
+        select(CatalogItem)
+        .where(CatalogItem.agency_id == agency_id)
+        .order_by(CatalogItem.created_at.desc(), CatalogItem.id.desc())
     ).all()
 
 
 def agency_item(agency_id: int, item_id: int) -> CatalogItem | None:
     """The agency's item with this id, or None (also for another agency's item)."""
-    return db.session.scalar(
-        select(CatalogItem).where(CatalogItem.id == item_id, CatalogItem.agency_id == agency_id)
-    )
+    return db.session.scalar(select(CatalogItem).where(CatalogItem.id == item_id, CatalogItem.agency_id == agency_id))
 
 
 def sales_counts(item_ids: Iterable[int], now: datetime) -> dict[int, dict[str, int]]:
@@ -301,7 +293,9 @@ def save_item(agency: Agency, values: dict[str, Any], item: CatalogItem | None =
     for key, value in values.items():
         setattr(item, key, value)
     db.session.flush()
-    record("catalog.item_saved", agency_id=agency.id, subject=item.code, details={"new": created, "active": item.active})
+    record(
+        "catalog.item_saved", agency_id=agency.id, subject=item.code, details={"new": created, "active": item.active}
+    )
     db.session.flush()
     return item
 
@@ -311,7 +305,7 @@ def void_tickets(payment_line_ids: Iterable[int]) -> None:
     _release(Ticket.payment_line_id, payment_line_ids, "issued")
 
 
-def _release(column, ids: Iterable[int], status: str) -> None:  # noqa: ANN001 - a Ticket column
+def _release(column, ids: Iterable[int], status: str) -> None:
     """Tickets in ``status`` whose ``column`` is one of ``ids`` become released (their seat is free)."""
     ids = list(ids)
     if ids:

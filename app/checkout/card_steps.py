@@ -8,8 +8,8 @@ from typing import Any
 from flask import flash
 
 from app.checkout.messages import decline_message
-from app.i18n import gettext
 from app.checkout.payment_flow import CardStep
+from app.i18n import gettext
 
 
 def card_step_body(step: CardStep, *, receipt_url: str, pending_url: str) -> dict[str, Any]:

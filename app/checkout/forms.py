@@ -36,7 +36,10 @@ class CardForm(FlaskForm):
         _l("Expiry date (MM/YY)"),
         validators=[
             DataRequired(_l("Enter the expiry date.")),
-            Regexp(r"^\s*(0[1-9]|1[0-2])\s*/\s*(\d{2})\s*$", message=_l("Enter the expiry date as MM/YY, for example 04/29.")),
+            Regexp(
+                r"^\s*(0[1-9]|1[0-2])\s*/\s*(\d{2})\s*$",
+                message=_l("Enter the expiry date as MM/YY, for example 04/29."),
+            ),
         ],
         render_kw={"autocomplete": "cc-exp", "placeholder": "MM/YY"},
     )

@@ -72,11 +72,13 @@ def checkout_message(error: CheckoutError) -> str:
         return gettext("An answer is too long: use at most %(most)s characters.", most=error.details.get("most"))
     if error.code == "quote_expired" and error.details.get("order"):
         return gettext(
-            "Tickets and items are held for you for a limited time, and this order has expired. Nothing was charged; please order again."
+            "Tickets and items are held for you for a limited time, and this order has expired. "
+            "Nothing was charged; please order again."
         )
     if error.code == "quote_expired":
         return gettext(
-            "Surcharges are recalculated every day and this summary has expired. Nothing was charged; please review the payment again."
+            "Surcharges are recalculated every day and this summary has expired. "
+            "Nothing was charged; please review the payment again."
         )
     if error.code == "quote_used":
         return gettext("This payment has already been made.")
@@ -98,9 +100,7 @@ def decline_message(code: str | None) -> str:
     if code == "abandoned":
         return gettext("The payment was not completed in time. Nothing was charged.")
     if code == "test_mode_live_card":
-        return gettext(
-            "This is test mode: only the test cards listed on this page are accepted. Nothing was charged."
-        )
+        return gettext("This is test mode: only the test cards listed on this page are accepted. Nothing was charged.")
     return gettext("The card was declined by the bank. Nothing was charged. Try again or use another card.")
 
 

@@ -199,9 +199,7 @@ def complete_payment(payment: Payment, provider: CardProvider, card: CardDetails
     raise PaymentDeclined(failed)
 
 
-def pay_quote(
-    user_id: int, token: str, card: CardDetails, provider: CardProvider, now: datetime
-) -> Payment:
+def pay_quote(user_id: int, token: str, card: CardDetails, provider: CardProvider, now: datetime) -> Payment:
     """Pay a quote by card: claim, charge, confirm. Raises CheckoutError or PaymentDeclined."""
     payment = start_payment(user_id, token, provider, now)
     return complete_payment(payment, provider, card)
@@ -280,9 +278,7 @@ def _quote_item_lines(payment: Payment) -> dict[int, int]:
     return dict(zip(paid, ordered, strict=True))
 
 
-def fail_payment(
-    payment_id: int, *, provider_reference: str | None, reason: str, card_last4: str | None
-) -> Payment:
+def fail_payment(payment_id: int, *, provider_reference: str | None, reason: str, card_last4: str | None) -> Payment:
     """Record a declined charge and free the debts for another try."""
     payment = _locked_payment(payment_id)
     if payment.status != "pending":
@@ -308,10 +304,7 @@ def fail_payment(
 def find_payment_for_quote(quote: Quote, reference: str, user_id: int | None) -> Payment | None:
     """The payment with this receipt number made for this quote by this payer, or None."""
     owner = Payment.user_id.is_(None) if user_id is None else Payment.user_id == user_id
-    return db.session.scalar(
-        select(Payment).where(Payment.reference == reference, Payment.quote_id == quote.id, owner)
-    )
-
+    return db.session.scalar(select(Payment).where(Payment.reference == reference, Payment.quote_id == quote.id, owner))
 
 
 # -- Stripe ---------------------------------------------------------------------------------------
@@ -364,9 +357,14 @@ def begin_stripe_payment(
     quote_id = quote.id
     end_read_only_transaction()
     db.session.execute(
-        update(Quote).where(Quote.id == quote_id).values(status=Quote.status).execution_options(synchronize_session=False)
+        update(Quote)
+        .where(Quote.id == quote_id)
+        .values(status=Quote.status)
+        .execution_options(synchronize_session=False)
     )
-    quote = db.session.scalars(select(Quote).where(Quote.id == quote_id).execution_options(populate_existing=True)).one()
+    quote = db.session.scalars(
+        select(Quote).where(Quote.id == quote_id).execution_options(populate_existing=True)
+    ).one()
     payment = _pending_stripe_payment(quote)
     if payment is not None and payment.provider_setup and not payment.charges:
         setup = gateway.retrieve_setup_intent(payment.provider_setup)
@@ -542,7 +540,9 @@ def settle_stripe_payment(payment_id: int, gateway: StripeGateway) -> CardStep:
             secret = gateway.retrieve_payment_intent(charge.provider_reference).client_secret
             if secret:
                 secrets.append(secret)
-    commit_early("what Stripe said of each charge is kept, and the payment's lock released, for the browser's 3-D Secure")
+    commit_early(
+        "what Stripe said of each charge is kept, and the payment's lock released, for the browser's 3-D Secure"
+    )
     return CardStep("requires_action" if secrets else "pending", payment, action_secrets=secrets)
 
 

@@ -26,8 +26,8 @@ from app.debts.services import (
 from app.domain.orders import OrderError, price_order
 from app.domain.surcharges import SurchargeLine
 from app.extensions import db
-from app.unit_of_work import end_read_only_transaction
 from app.sync.refresh import refresh_user_debts
+from app.unit_of_work import end_read_only_transaction
 
 
 class CheckoutError(Exception):

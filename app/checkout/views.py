@@ -9,25 +9,27 @@ from app.checkout import bp
 from app.checkout.card_steps import card_step_body
 from app.checkout.forms import CardForm, SelectionForm
 from app.checkout.messages import checkout_message, decline_message, unavailable_message
-from app.checkout.services import CheckoutError, get_user_quote, quote_debts
-from app.db import utcnow
-from app.i18n import gettext
-from app.payments.providers import SANDBOX_CARDS, CardDetails, get_provider
-from app.payments.models import Payment
-from app.checkout.payment_flow import PaymentDeclined, find_payment_for_quote, pay_quote
-from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
 from app.checkout.payment_flow import (
     CardStep,
+    PaymentDeclined,
     PaymentInProgress,
     authorize_stripe_payment,
     begin_stripe_payment,
+    find_payment_for_quote,
+    pay_quote,
     settle_stripe_payment,
 )
+from app.checkout.services import CheckoutError, get_user_quote, quote_debts
+from app.db import utcnow
+from app.i18n import gettext
+from app.payments.models import Payment
+from app.payments.providers import SANDBOX_CARDS, CardDetails, get_provider
+from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
 
 
 @bp.post("/checkout")
 @login_required
-def select():  # noqa: ANN201 - a redirect
+def select():
     """Turn the ticked debts into a quote priced by the server."""
     form = SelectionForm()
     if not form.validate_on_submit():
@@ -40,7 +42,7 @@ def select():  # noqa: ANN201 - a redirect
     return redirect(url_for("checkout.review", token=quote.token), 303)
 
 
-def _review_page(token: str, form: CardForm, status: int = 200, error: str | None = None):  # noqa: ANN202
+def _review_page(token: str, form: CardForm, status: int = 200, error: str | None = None):
     quote = get_user_quote(current_user.id, token)
     if quote is None:
         abort(404)
@@ -61,14 +63,14 @@ def _review_page(token: str, form: CardForm, status: int = 200, error: str | Non
 
 @bp.get("/checkout/<token>")
 @login_required
-def review(token: str):  # noqa: ANN201
+def review(token: str):
     """The server-computed lines and total, and the card form."""
     return _review_page(token, CardForm())
 
 
 @bp.post("/checkout/<token>/pay")
 @login_required
-def pay(token: str):  # noqa: ANN201 - a page or a redirect
+def pay(token: str):
     """Charge the quote's total (never an amount from the form) to the card."""
     if current_app.config["CARD_PROVIDER"] != "sandbox":
         abort(404)  # card numbers reach this server only in test mode
@@ -114,7 +116,7 @@ def _own_pending_payment(token: str) -> Payment:
 
 @bp.post("/checkout/<token>/card/start")
 @login_required
-def card_start(token: str):  # noqa: ANN201 - JSON
+def card_start(token: str):
     """Claim the debts and open a SetupIntent; the browser confirms it with the card."""
     quote = get_user_quote(current_user.id, token)
     if quote is None:
@@ -134,7 +136,7 @@ def card_start(token: str):  # noqa: ANN201 - JSON
 
 @bp.post("/checkout/<token>/card/charge")
 @login_required
-def card_charge(token: str):  # noqa: ANN201 - JSON
+def card_charge(token: str):
     """The card is set up: authorise one charge per agency and capture them all, or none."""
     payment = _own_pending_payment(token)
     try:
@@ -146,7 +148,7 @@ def card_charge(token: str):  # noqa: ANN201 - JSON
 
 @bp.post("/checkout/<token>/card/finish")
 @login_required
-def card_finish(token: str):  # noqa: ANN201 - JSON
+def card_finish(token: str):
     """After 3-D Secure in the browser: capture everything authorised, or report the failure."""
     payment = _own_pending_payment(token)
     try:

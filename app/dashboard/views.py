@@ -6,9 +6,9 @@ from flask import render_template, request
 from flask_login import current_user, login_required
 
 from app.checkout.forms import SelectionForm
-from app.db import utcnow
 from app.dashboard import bp
 from app.dashboard.services import dashboard_for_user
+from app.db import utcnow
 
 
 @bp.get("/debts")

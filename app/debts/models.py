@@ -45,9 +45,7 @@ class Debt(Base):
         UniqueConstraint("agency_id", "external_id"),
         UniqueConstraint("agency_id", "rf_reference"),
         CheckConstraint("principal_minor >= 0", name="principal_not_negative"),
-        CheckConstraint(
-            "paid_minor >= 0 AND paid_minor <= principal_minor", name="paid_within_principal"
-        ),
+        CheckConstraint("paid_minor >= 0 AND paid_minor <= principal_minor", name="paid_within_principal"),
         CheckConstraint(f"category IN {CATEGORIES!r}", name="category_known"),
         CheckConstraint(f"status IN {DEBT_STATUSES!r}", name="status_known"),
         # Only held debts are looked up by their payment: a partial index costs the others nothing.
@@ -116,9 +114,7 @@ class Installment(Base):
     __table_args__ = (
         UniqueConstraint("debt_id", "number"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
-        CheckConstraint(
-            "paid_minor >= 0 AND paid_minor <= amount_minor", name="paid_within_amount"
-        ),
+        CheckConstraint("paid_minor >= 0 AND paid_minor <= amount_minor", name="paid_within_amount"),
         CheckConstraint(f"status IN {DEBT_STATUSES!r}", name="status_known"),
         Index(
             "ix_installments_pending_payment_id",

@@ -89,9 +89,7 @@ def items_of_debt(debt: Debt, now: datetime) -> list[PayableItem]:
     for installment, principal, due, pending in targets:
         if principal <= 0:
             continue
-        surcharge = compute_surcharge(
-            policy, principal_minor=principal, due_date=due, on=today, category=debt.category
-        )
+        surcharge = compute_surcharge(policy, principal_minor=principal, due_date=due, on=today, category=debt.category)
         blocked = None
         if not online:
             blocked = BLOCK_NOT_ONLINE

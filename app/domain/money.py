@@ -62,9 +62,7 @@ def _check_currency(currency: object) -> str:
 
 def _check_rounding(rounding: str) -> str:
     if rounding not in _ROUNDING_MODES:
-        raise ValueError(
-            f"{rounding!r} is not a rounding mode of the decimal module, such as 'ROUND_HALF_UP'."
-        )
+        raise ValueError(f"{rounding!r} is not a rounding mode of the decimal module, such as 'ROUND_HALF_UP'.")
     return rounding
 
 
@@ -85,9 +83,7 @@ class Money:
     def __post_init__(self) -> None:
         # bool is an int subclass, and True cents is always a bug, never an amount.
         if isinstance(self.amount, bool) or not isinstance(self.amount, int):
-            raise TypeError(
-                f"A money amount is a whole number of minor units (cents), not {self.amount!r}."
-            )
+            raise TypeError(f"A money amount is a whole number of minor units (cents), not {self.amount!r}.")
         _check_currency(self.currency)
 
     # -- construction -----------------------------------------------------
@@ -98,9 +94,7 @@ class Money:
         return cls(0, currency)
 
     @classmethod
-    def from_decimal(
-        cls, value: Decimal | str, currency: str, rounding: str = ROUND_HALF_UP
-    ) -> Money:
+    def from_decimal(cls, value: Decimal | str, currency: str, rounding: str = ROUND_HALF_UP) -> Money:
         """Round a major-unit amount (e.g. Decimal("12.345")) to the currency's minor units."""
         # float is refused because 0.1 + 0.2 already carries an error; int is refused
         # because 1234 is ambiguous between 1234 euros and 1234 cents.
@@ -229,7 +223,7 @@ class Money:
 
     def percent(self, rate: Decimal | int, rounding: str = ROUND_HALF_UP) -> Money:
         """Return rate per cent of the amount (rate=Decimal("0.73") means 0.73 %), rounded once."""
-        if isinstance(rate, bool) or isinstance(rate, float) or not isinstance(rate, (Decimal, int)):
+        if isinstance(rate, (bool, float)) or not isinstance(rate, (Decimal, int)):
             raise TypeError(f"Give the rate as a Decimal such as Decimal('0.73'), not {rate!r}.")
         rate = Decimal(rate)
         if not rate.is_finite():

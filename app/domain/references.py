@@ -93,9 +93,7 @@ def normalise_rf(value: str) -> str:
     # 00, 01 and 99 pass the modulo test (they equal 97, 98 and 02 mod 97) but
     # ISO 11649 issues only 02–98; accepting them would let two spellings name one debt.
     if compact[2:4] in {"00", "01", "99"}:
-        raise InvalidReference(
-            "This RF payment reference contains a typing mistake: its check digits do not match."
-        )
+        raise InvalidReference("This RF payment reference contains a typing mistake: its check digits do not match.")
     return compact
 
 

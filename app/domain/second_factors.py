@@ -52,9 +52,7 @@ def check_factor_settings(settings: Mapping[str, str] | None) -> dict[str, str]:
     if settings is None:
         return {}
     if not isinstance(settings, Mapping):
-        raise InvalidFactorSettings(
-            'The guest second factor setting is a mapping such as {"default": "tax_id_last4"}.'
-        )
+        raise InvalidFactorSettings('The guest second factor setting is a mapping such as {"default": "tax_id_last4"}.')
     for kind, factor in settings.items():
         if factor not in FACTORS:
             raise InvalidFactorSettings(
@@ -100,9 +98,7 @@ def typed_factor(factor: str, typed: str, *, exponent: int = 2) -> str | None:
     return None
 
 
-def expected_factor(
-    factor: str, *, tax_id: str, vehicle_plate: str | None, principal_minor: int
-) -> str | None:
+def expected_factor(factor: str, *, tax_id: str, vehicle_plate: str | None, principal_minor: int) -> str | None:
     """What the guest must type for a debt, in compared form; None when the debt lacks it."""
     if factor == FACTOR_TAX_ID_LAST4:
         return _tax_id_tail(tax_id)

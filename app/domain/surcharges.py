@@ -38,9 +38,7 @@ __all__ = [
 ROUNDING_RULES = frozenset({ROUND_HALF_UP, ROUND_HALF_EVEN, ROUND_DOWN, ROUND_UP})
 
 LineKind = Literal["not_overdue", "no_surcharge_category", "grace", "rate", "cap", "minimum"]
-LINE_KINDS: frozenset[str] = frozenset(
-    {"not_overdue", "no_surcharge_category", "grace", "rate", "cap", "minimum"}
-)
+LINE_KINDS: frozenset[str] = frozenset({"not_overdue", "no_surcharge_category", "grace", "rate", "cap", "minimum"})
 
 
 class InvalidPolicy(ValueError):
@@ -100,17 +98,13 @@ class SurchargePolicy:
         if self.cap_minor is not None and (not _is_int(self.cap_minor) or self.cap_minor < 0):
             raise InvalidPolicy("The surcharge cap must be a whole amount in cents, zero or more.")
         if self.cap_percent is not None and (
-            not isinstance(self.cap_percent, Decimal)
-            or not self.cap_percent.is_finite()
-            or self.cap_percent < 0
+            not isinstance(self.cap_percent, Decimal) or not self.cap_percent.is_finite() or self.cap_percent < 0
         ):
             raise InvalidPolicy("The surcharge cap percentage must be a decimal number, zero or more.")
         if not _is_int(self.minimum_minor) or self.minimum_minor < 0:
             raise InvalidPolicy("The minimum surcharge must be a whole amount in cents, zero or more.")
         if self.rounding not in ROUNDING_RULES:
-            raise InvalidPolicy(
-                "The rounding rule must be one of " + ", ".join(sorted(ROUNDING_RULES)) + "."
-            )
+            raise InvalidPolicy("The rounding rule must be one of " + ", ".join(sorted(ROUNDING_RULES)) + ".")
         if not isinstance(self.categories, frozenset) or not all(
             isinstance(category, str) and category for category in self.categories
         ):
@@ -167,7 +161,7 @@ def _decimal_setting(value: object, label: str) -> Decimal:
             return Decimal(value.strip())
         except decimal.InvalidOperation:
             pass
-    raise InvalidPolicy(f"The {label} must be written as a decimal number such as \"0.73\", not {value!r}.")
+    raise InvalidPolicy(f'The {label} must be written as a decimal number such as "0.73", not {value!r}.')
 
 
 def _categories_setting(value: object) -> frozenset[str]:
@@ -308,9 +302,7 @@ def compute_surcharge(
     capped = cap is not None and amount > cap
     if capped:
         amount = cap
-        lines.append(
-            SurchargeLine("cap", amount_minor=cap, rate_percent=cap_percent, base_minor=principal_minor)
-        )
+        lines.append(SurchargeLine("cap", amount_minor=cap, rate_percent=cap_percent, base_minor=principal_minor))
     return SurchargeResult(amount, periods, days_late, tuple(lines), capped)
 
 
@@ -344,6 +336,7 @@ def explain(
     ngettext: Callable[[str, str, int], str] = _english_plural,
 ) -> list[str]:
     """Return one citizen-readable sentence per step of the calculation."""
+
     # gettext/ngettext must return the translated msgid unformatted, such as
     # flask_babel.get_translations().ugettext/.ungettext: flask_babel.ngettext
     # itself %-formats with num only and would fail on the other placeholders.
@@ -379,8 +372,7 @@ def explain(
             sentences.append(_explain_rate(line, money, percent, gettext, ngettext))
         elif line.kind == "minimum":
             sentences.append(
-                gettext("Raised to the minimum surcharge of %(amount)s")
-                % {"amount": money(line.amount_minor or 0)}
+                gettext("Raised to the minimum surcharge of %(amount)s") % {"amount": money(line.amount_minor or 0)}
             )
         elif line.kind == "cap":
             if line.rate_percent is not None:
@@ -389,9 +381,7 @@ def explain(
                     % {"amount": money(line.amount_minor or 0), "percent": percent(line.rate_percent)}
                 )
             else:
-                sentences.append(
-                    gettext("Capped at %(amount)s") % {"amount": money(line.amount_minor or 0)}
-                )
+                sentences.append(gettext("Capped at %(amount)s") % {"amount": money(line.amount_minor or 0)})
     return sentences
 
 

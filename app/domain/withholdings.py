@@ -66,9 +66,10 @@ class Withholding:
                 raise InvalidWithholding(f"The percentage for {self.name} must be a number such as 2 or 0.5.")
             if not Decimal(0) < self.percent <= Decimal(100):
                 raise InvalidWithholding(f"The percentage for {self.name} must be more than 0 and at most 100.")
-        if self.fixed_minor is not None:
-            if isinstance(self.fixed_minor, bool) or not isinstance(self.fixed_minor, int) or self.fixed_minor <= 0:
-                raise InvalidWithholding(f"The amount for {self.name} must be more than zero, in minor units.")
+        if self.fixed_minor is not None and (
+            isinstance(self.fixed_minor, bool) or not isinstance(self.fixed_minor, int) or self.fixed_minor <= 0
+        ):
+            raise InvalidWithholding(f"The amount for {self.name} must be more than zero, in minor units.")
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> Withholding:
@@ -77,8 +78,8 @@ class Withholding:
             raise InvalidWithholding(f"A withholding is stored as an object, not {stored!r}.")
         percent = stored.get("percent")
         if percent is not None:
-            if isinstance(percent, float) or isinstance(percent, bool):
-                raise InvalidWithholding("A stored percentage is text such as \"2.5\", never a float.")
+            if isinstance(percent, (float, bool)):
+                raise InvalidWithholding('A stored percentage is text such as "2.5", never a float.')
             try:
                 percent = Decimal(str(percent))
             except InvalidOperation:

@@ -51,7 +51,10 @@ class FindReceiptForm(FlaskForm):
     )
     detail = StringField(
         _l("E-mail address or last 4 digits of the card"),
-        validators=[DataRequired(_l("Enter the e-mail address you gave, or the last 4 digits of the card.")), Length(max=254)],
+        validators=[
+            DataRequired(_l("Enter the e-mail address you gave, or the last 4 digits of the card.")),
+            Length(max=254),
+        ],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     submit = SubmitField(_l("Show the receipt"))
@@ -63,7 +66,7 @@ class OrderFormBase(FlaskForm):
     submit = SubmitField(_l("Continue to payment"))
 
 
-def order_form(item, language: str) -> type[OrderFormBase]:  # noqa: ANN001 - a CatalogItem
+def order_form(item, language: str) -> type[OrderFormBase]:
     """A form class for ordering ``item``: how many (or how much), and its questions.
 
     The price is never a field: a fixed-price item is priced on the server from its quantity,
@@ -85,7 +88,9 @@ def order_form(item, language: str) -> type[OrderFormBase]:  # noqa: ANN001 - a 
             default=1,
             validators=[
                 InputRequired(_l("Enter how many you want.")),
-                NumberRange(min=1, max=item.max_per_order, message=_l("Choose between 1 and %(most)s.", most=item.max_per_order)),
+                NumberRange(
+                    min=1, max=item.max_per_order, message=_l("Choose between 1 and %(most)s.", most=item.max_per_order)
+                ),
             ],
             render_kw={"inputmode": "numeric", "min": 1, "max": item.max_per_order},
         )
@@ -101,15 +106,12 @@ def order_form(item, language: str) -> type[OrderFormBase]:  # noqa: ANN001 - a 
     return OrderForm
 
 
-def order_answers(form: OrderFormBase, item) -> dict[str, str]:  # noqa: ANN001 - a CatalogItem
+def order_answers(form: OrderFormBase, item) -> dict[str, str]:
     """The answers typed in an order form, by question key."""
-    return {
-        question["key"]: getattr(form, f"answer_{question['key']}").data or ""
-        for question in item.questions or []
-    }
+    return {question["key"]: getattr(form, f"answer_{question['key']}").data or "" for question in item.questions or []}
 
 
-def question_fields(form: OrderFormBase, item) -> list:  # noqa: ANN001 - a CatalogItem
+def question_fields(form: OrderFormBase, item) -> list:
     """The form's question fields, in the item's order, for the template."""
     return [getattr(form, f"answer_{question['key']}") for question in item.questions or []]
 
@@ -120,7 +122,7 @@ class BasketFormBase(FlaskForm):
     submit = SubmitField(_l("Continue to payment"))
 
 
-def basket_form(items, language: str) -> type[BasketFormBase]:  # noqa: ANN001 - CatalogItems
+def basket_form(items, language: str) -> type[BasketFormBase]:
     """A form class with a quantity (0 = none) and the questions of each fixed-price item."""
 
     class BasketForm(BasketFormBase):
@@ -135,7 +137,11 @@ def basket_form(items, language: str) -> type[BasketFormBase]:  # noqa: ANN001 -
                 default=0,
                 validators=[  # left empty: none of it
                     Optional(),
-                    NumberRange(min=0, max=item.max_per_order, message=_l("Choose between 0 and %(most)s.", most=item.max_per_order)),
+                    NumberRange(
+                        min=0,
+                        max=item.max_per_order,
+                        message=_l("Choose between 0 and %(most)s.", most=item.max_per_order),
+                    ),
                 ],
                 render_kw={"inputmode": "numeric", "min": 0, "max": item.max_per_order},
             ),
@@ -153,7 +159,7 @@ def basket_form(items, language: str) -> type[BasketFormBase]:  # noqa: ANN001 -
     return BasketForm
 
 
-def basket_orders(form: BasketFormBase, items) -> list:  # noqa: ANN001 - CatalogItems
+def basket_orders(form: BasketFormBase, items) -> list:
     """(item, quantity, answers) for each item the buyer asked for (quantity above 0)."""
     chosen = []
     for item in items:
@@ -167,7 +173,7 @@ def basket_orders(form: BasketFormBase, items) -> list:  # noqa: ANN001 - Catalo
     return chosen
 
 
-def basket_fields(form: BasketFormBase, item) -> tuple:  # noqa: ANN001 - a CatalogItem
+def basket_fields(form: BasketFormBase, item) -> tuple:
     """An item's quantity field and its question fields, for the template."""
     questions = [getattr(form, f"answer_{item.id}_{question['key']}") for question in item.questions or []]
     return getattr(form, f"quantity_{item.id}"), questions

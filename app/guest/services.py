@@ -25,6 +25,13 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.catalog.models import Ticket
 from app.catalog.services import tickets_of_payment_lines
 from app.checkout.models import Quote, QuoteLine
+from app.checkout.payment_flow import (
+    StripeStart,
+    begin_stripe_payment,
+    claim_quote,
+    complete_payment,
+    find_payment_for_quote,
+)
 from app.checkout.services import CheckoutError, store_quote
 from app.db import UTCDateTime
 from app.debts.models import Debt
@@ -44,12 +51,10 @@ from app.mail import MailDeliveryError, build_message
 from app.mail.backends import backend_from_config
 from app.payments.models import Payment, PaymentLine
 from app.payments.providers import CardDetails, CardProvider
-from app.checkout.payment_flow import claim_quote, complete_payment, find_payment_for_quote
 from app.payments.stripe_gateway import StripeGateway
-from app.checkout.payment_flow import StripeStart, begin_stripe_payment
 from app.receipts.pdf import render_receipt_pdf
-from app.receipts.tickets import render_tickets_pdf
 from app.receipts.services import receipt_qr, verification_url
+from app.receipts.tickets import render_tickets_pdf
 from app.sync.refresh import refresh_debtor
 
 log = logging.getLogger("civicpay.guest")
@@ -87,6 +92,7 @@ class GuestLookup:
 #: A plausible e-mail address (the form validates it fully on the sandbox path; JSON calls here).
 EMAIL_SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
+
 def normalise_code(value: str | None) -> str:
     """The payment code in one spelling: no spaces, upper case, RF references in compact form."""
     compact = "".join((value or "").split()).upper()
@@ -117,7 +123,7 @@ def _candidates(code: str) -> Sequence[Debt]:
     return db.session.scalars(statement).unique().all()
 
 
-def _insert_for_dialect():  # noqa: ANN202 - a dialect's insert() construct
+def _insert_for_dialect():
     name = db.session.get_bind().dialect.name
     return postgresql.insert if name == "postgresql" else sqlite.insert
 
@@ -284,7 +290,7 @@ def paid_reference(quote: Quote) -> str | None:
 # -- receipts -------------------------------------------------------------------------------------
 
 
-def _with_lines(statement):  # noqa: ANN001, ANN202 - a Select of Payment
+def _with_lines(statement):
     return statement.options(
         selectinload(Payment.lines).selectinload(PaymentLine.agency),
         selectinload(Payment.lines).selectinload(PaymentLine.debt),
@@ -342,9 +348,7 @@ def find_guest_receipt(reference: str, detail: str) -> Payment | None:
 def guest_receipt_pdf(payment: Payment, language: str) -> bytes:
     """The PDF receipt of a guest payment, nameless, in the visitor's language."""
     url = verification_url(payment)
-    return render_receipt_pdf(
-        payment, payer_name=None, verification_url=url, qr=receipt_qr(url), language=language
-    )
+    return render_receipt_pdf(payment, payer_name=None, verification_url=url, qr=receipt_qr(url), language=language)
 
 
 def send_receipt_copy(payment: Payment, to: str, language: str) -> bool:
@@ -365,9 +369,7 @@ def send_receipt_copy(payment: Payment, to: str, language: str) -> bool:
         html = render_template("guest/email.html", subject=subject, paragraphs=paragraphs, language=language)
         pdf = guest_receipt_pdf(payment, language)
     message = build_message(to, subject, text, html)
-    message.add_attachment(
-        pdf, maintype="application", subtype="pdf", filename=f"receipt-{payment.reference}.pdf"
-    )
+    message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"receipt-{payment.reference}.pdf")
     try:
         backend_from_config(current_app.config, current_app.instance_path).send(message)
     except MailDeliveryError as error:
@@ -449,4 +451,8 @@ def tickets_pdf(payment: Payment, tickets: list[tuple[PaymentLine, Ticket]], lan
 def payment_ticket_pairs(payment: Payment) -> list[tuple[PaymentLine, Ticket]]:
     """(line, ticket) for every ticket the payment's lines were issued, used or cancelled ones included."""
     lines = {line.id: line for line in payment.lines if line.item_id is not None}
-    return [(lines[ticket.payment_line_id], ticket) for ticket in tickets_of_payment_lines(lines) if ticket.payment_line_id in lines]
+    return [
+        (lines[ticket.payment_line_id], ticket)
+        for ticket in tickets_of_payment_lines(lines)
+        if ticket.payment_line_id in lines
+    ]

@@ -45,7 +45,7 @@ def _basket_items(agency_code: str) -> tuple[list, list]:
     return by_quantity, elsewhere
 
 
-def _basket_page(agency_code: str, form, status: int = 200, error: str | None = None) -> Response:  # noqa: ANN001
+def _basket_page(agency_code: str, form, status: int = 200, error: str | None = None) -> Response:
     by_quantity, elsewhere = _basket_items(agency_code)
     now = utcnow()
     page = render_template(
@@ -61,7 +61,7 @@ def _basket_page(agency_code: str, form, status: int = 200, error: str | None = 
 
 @bp.route("/buy/<agency_code>", methods=["GET", "POST"])
 @limiter.limit(_order_limit, methods=["POST"])
-def basket(agency_code: str):  # noqa: ANN201 - a page or a redirect
+def basket(agency_code: str):
     """Several of an agency's items in one order (two adult and one child ticket): how many of each."""
     by_quantity, elsewhere = _basket_items(agency_code)
     if not by_quantity and not elsewhere:
@@ -73,7 +73,11 @@ def basket(agency_code: str):  # noqa: ANN201 - a page or a redirect
     if not chosen:
         return _basket_page(agency_code, form, 400, gettext("Choose at least one item."))
     orders = [ItemOrder(item.id, quantity, None, answers) for item, quantity, answers in chosen]
-    user_id = current_user.id if current_user.is_authenticated and any(item.requires_account for item, _, _ in chosen) else None
+    user_id = (
+        current_user.id
+        if current_user.is_authenticated and any(item.requires_account for item, _, _ in chosen)
+        else None
+    )
     try:
         quote = quote_items(orders, user_id=user_id, now=utcnow())
     except CheckoutError as error:
@@ -86,7 +90,7 @@ def basket(agency_code: str):  # noqa: ANN201 - a page or a redirect
     return redirect(url_for("guest.review", token=quote.token), 303)
 
 
-def _item_page(item, form, status: int = 200, error: str | None = None) -> Response:  # noqa: ANN001
+def _item_page(item, form, status: int = 200, error: str | None = None) -> Response:
     now = utcnow()
     page = render_template(
         "guest/item.html",
@@ -100,7 +104,7 @@ def _item_page(item, form, status: int = 200, error: str | None = None) -> Respo
     return make_response(page, status)
 
 
-def _sold_item(agency_code: str, item_code: str):  # noqa: ANN202 - a CatalogItem
+def _sold_item(agency_code: str, item_code: str):
     item = item_for_sale(agency_code, item_code)
     if item is None:
         abort(404)
@@ -110,7 +114,7 @@ def _sold_item(agency_code: str, item_code: str):  # noqa: ANN202 - a CatalogIte
 
 
 @bp.get("/buy/<agency_code>/<item_code>")
-def item(agency_code: str, item_code: str):  # noqa: ANN201 - a page or a redirect
+def item(agency_code: str, item_code: str):
     """One item: what it is, its price or range, seats left, and the order form."""
     item = _sold_item(agency_code, item_code)
     if item is None:
@@ -120,7 +124,7 @@ def item(agency_code: str, item_code: str):  # noqa: ANN201 - a page or a redire
 
 @bp.post("/buy/<agency_code>/<item_code>")
 @limiter.limit(_order_limit)
-def order(agency_code: str, item_code: str):  # noqa: ANN201 - a page or a redirect
+def order(agency_code: str, item_code: str):
     """Price the order on the server, hold its seats, and go on to the review and card."""
     item = _sold_item(agency_code, item_code)
     if item is None:
@@ -164,6 +168,6 @@ def tickets(reference: str) -> Response:
 
 
 @bp.app_template_global("payment_tickets")
-def _payment_tickets(payment) -> list:  # noqa: ANN001 - a Payment
+def _payment_tickets(payment) -> list:
     """(line, ticket) pairs of a payment's issued tickets, for the receipt pages."""
     return payment_ticket_pairs(payment)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 
 from app.checkout.card_steps import card_step_body
 from app.checkout.messages import checkout_message, decline_message, unavailable_message
+from app.checkout.payment_flow import (
+    CardStep,
+    PaymentDeclined,
+    PaymentInProgress,
+    authorize_stripe_payment,
+    settle_stripe_payment,
+)
 from app.checkout.services import CheckoutError
 from app.db import utcnow
 from app.domain.references import InvalidReference, format_rf
@@ -14,14 +32,14 @@ from app.extensions import limiter
 from app.guest import bp
 from app.guest.forms import FindReceiptForm, GuestCardForm, LookupForm
 from app.guest.services import (
-    begin_guest_card_payment,
-    guest_card_payment,
-    guest_quote_email,
     LOOKUP_PAYABLE,
     LOOKUP_REFUSED,
+    begin_guest_card_payment,
     code_key,
     find_guest_receipt,
+    guest_card_payment,
     guest_quote,
+    guest_quote_email,
     guest_receipt,
     guest_receipt_pdf,
     look_up_debt,
@@ -34,15 +52,9 @@ from app.guest.services import (
 from app.guest.session import QUOTES_KEY, RECEIPTS_KEY, private_page, remember
 from app.i18n import gettext
 from app.payments.providers import SANDBOX_CARDS, CardDetails, get_provider
-from app.checkout.payment_flow import PaymentDeclined
 from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway
-from app.checkout.payment_flow import (
-    CardStep,
-    PaymentInProgress,
-    authorize_stripe_payment,
-    settle_stripe_payment,
-)
 from app.templating import current_language
+
 
 # Limits are read from the configuration at request time, so tests (and operators) can change them.
 def _lookup_limit() -> str:
@@ -84,7 +96,7 @@ def _refused_message() -> str:
 @bp.route("/pay", methods=["GET", "POST"])
 @limiter.limit(_lookup_limit, methods=["POST"])
 @limiter.limit(_code_limit, methods=["POST"], key_func=_submitted_code)
-def start():  # noqa: ANN201 - a page or a redirect
+def start():
     """Ask for the payment code and check detail; a match goes to the review, anything else gets one answer."""
     form = LookupForm()
     if not form.validate_on_submit():
@@ -119,7 +131,7 @@ def _user_id() -> int | None:
     return current_user.id if current_user.is_authenticated else None
 
 
-def _session_quote(token: str):  # noqa: ANN202 - a Quote
+def _session_quote(token: str):
     """The guest quote only if this browser session looked it up; 404 otherwise."""
     if token not in session.get(QUOTES_KEY, []):
         abort(404)
@@ -129,7 +141,7 @@ def _session_quote(token: str):  # noqa: ANN202 - a Quote
     return quote
 
 
-def _receipt_url(payment) -> str:  # noqa: ANN001 - a Payment
+def _receipt_url(payment) -> str:
     """Where a paid quote's receipt is: the account's receipt page, or the guest's."""
     if payment.user_id is not None:
         return url_for("payments.receipt", reference=payment.reference)
@@ -176,24 +188,30 @@ def pay(token: str) -> Response:
     )
     email = form.email.data or None
     try:
-        payment = pay_guest_quote(
-            token, card, get_provider("sandbox"), utcnow(), payer_email=email, user_id=_user_id()
-        )
+        payment = pay_guest_quote(token, card, get_provider("sandbox"), utcnow(), payer_email=email, user_id=_user_id())
     except CheckoutError as error:
         if error.code == "unknown_quote":
             abort(404)
         return _review_page(token, GuestCardForm(formdata=None), 409, checkout_message(error))
     except PaymentDeclined as declined:
-        return _review_page(
-            token, GuestCardForm(formdata=None), 402, decline_message(declined.payment.failure_reason)
-        )
+        return _review_page(token, GuestCardForm(formdata=None), 402, decline_message(declined.payment.failure_reason))
     remember(RECEIPTS_KEY, payment.reference)
     if email and payment.user_id is None:  # an account's receipt goes to its own address anyway
         receipt = guest_receipt(payment.reference)
         if receipt is not None and send_receipt_copy(receipt, email, current_language()):
-            flash(gettext("Payment successful. Thank you! A copy of the receipt is on its way to %(email)s.", email=email), "success")
+            flash(
+                gettext(
+                    "Payment successful. Thank you! A copy of the receipt is on its way to %(email)s.", email=email
+                ),
+                "success",
+            )
         else:
-            flash(gettext("Payment successful. Thank you! We could not send the e-mail copy; download the receipt below."), "success")
+            flash(
+                gettext(
+                    "Payment successful. Thank you! We could not send the e-mail copy; download the receipt below."
+                ),
+                "success",
+            )
     else:
         flash(gettext("Payment successful. Thank you! Your receipt is below."), "success")
     return redirect(_receipt_url(payment), 303)
@@ -214,7 +232,7 @@ def _guest_step(step: CardStep) -> dict:
     return card_step_body(step, receipt_url=receipt_url, pending_url=url_for("guest.find_receipt"))
 
 
-def _own_guest_payment(token: str):  # noqa: ANN202 - a Payment
+def _own_guest_payment(token: str):
     _session_quote(token)
     reference = (request.get_json(silent=True) or {}).get("payment")
     payment = guest_card_payment(token, reference, _user_id()) if reference else None
@@ -225,7 +243,7 @@ def _own_guest_payment(token: str):  # noqa: ANN202 - a Payment
 
 @bp.post("/pay/review/<token>/card/start")
 @limiter.limit(_pay_limit)
-def card_start(token: str):  # noqa: ANN201 - JSON
+def card_start(token: str):
     """Claim the debt for this guest and open a SetupIntent for the card."""
     _session_quote(token)
     email = (request.get_json(silent=True) or {}).get("email") or None
@@ -245,7 +263,7 @@ def card_start(token: str):  # noqa: ANN201 - JSON
 
 
 @bp.post("/pay/review/<token>/card/charge")
-def card_charge(token: str):  # noqa: ANN201 - JSON
+def card_charge(token: str):
     """The card is set up: charge the server-computed total."""
     payment = _own_guest_payment(token)
     try:
@@ -255,7 +273,7 @@ def card_charge(token: str):  # noqa: ANN201 - JSON
 
 
 @bp.post("/pay/review/<token>/card/finish")
-def card_finish(token: str):  # noqa: ANN201 - JSON
+def card_finish(token: str):
     """After 3-D Secure in the browser: finish the payment or say why it failed."""
     payment = _own_guest_payment(token)
     try:
@@ -267,7 +285,7 @@ def card_finish(token: str):  # noqa: ANN201 - JSON
 # -- screen 3: the receipt -------------------------------------------------------------------------
 
 
-def _session_receipt(reference: str):  # noqa: ANN202 - a Payment
+def _session_receipt(reference: str):
     """The guest receipt only if this browser session paid it or found it; 404 otherwise."""
     if reference not in session.get(RECEIPTS_KEY, []):
         abort(404)
@@ -296,7 +314,7 @@ def receipt_pdf(reference: str) -> Response:
 @bp.route("/pay/receipt", methods=["GET", "POST"])
 @limiter.limit(_receipt_limit, methods=["POST"])
 @limiter.limit(_code_limit, methods=["POST"], key_func=_submitted_receipt)
-def find_receipt():  # noqa: ANN201 - a page or a redirect
+def find_receipt():
     """Find a receipt later by its number plus the e-mail given or the card's last four digits."""
     form = FindReceiptForm()
     if not form.validate_on_submit():

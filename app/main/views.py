@@ -22,7 +22,7 @@ def home() -> str:
 
 
 @bp.post("/language")
-def change_language():  # noqa: ANN201 - a redirect
+def change_language():
     """Remember the chosen language for this visitor (and their account)."""
     form = LanguageForm()
     target = safe_next(form.next.data, url_for("main.home"))
@@ -43,12 +43,14 @@ def register_error_pages(app: Flask) -> None:
     """Plain-language error pages in the visitor's language."""
 
     @app.errorhandler(CSRFError)
-    def csrf_error(error: CSRFError):  # noqa: ANN202
-        message = gettext("This form has expired or was sent from elsewhere. Please go back, reload the page and try again.")
+    def csrf_error(error: CSRFError):
+        message = gettext(
+            "This form has expired or was sent from elsewhere. Please go back, reload the page and try again."
+        )
         return render_template("error.html", code=400, message=message), 400
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):  # noqa: ANN202
+    def http_error(error: HTTPException):
         messages = {
             400: gettext("Something in the request was not right. Please go back and try again."),
             403: gettext("You do not have access to this page."),
@@ -64,7 +66,7 @@ def register_error_pages(app: Flask) -> None:
         return  # let tests see the real exception
 
     @app.errorhandler(Exception)
-    def server_error(error: Exception):  # noqa: ANN202
+    def server_error(error: Exception):
         if isinstance(error, HTTPException):
             return http_error(error)
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)

@@ -219,9 +219,7 @@ def _next_due(now: datetime, skip_agencies: set[int]) -> OutboxMessage | None:
         .execution_options(populate_existing=True)
     )
     if skip_agencies:
-        statement = statement.where(
-            OutboxMessage.agency_id.is_(None) | OutboxMessage.agency_id.not_in(skip_agencies)
-        )
+        statement = statement.where(OutboxMessage.agency_id.is_(None) | OutboxMessage.agency_id.not_in(skip_agencies))
     return db.session.scalars(statement).first()
 
 
@@ -296,9 +294,7 @@ def _who(worker: str) -> str:
     return f"{worker}: " if worker else ""
 
 
-def _record_failure(
-    message: OutboxMessage, reason: str, now: datetime, report: DeliveryReport, worker: str
-) -> None:
+def _record_failure(message: OutboxMessage, reason: str, now: datetime, report: DeliveryReport, worker: str) -> None:
     message.attempts += 1
     maximum = _max_attempts()
     if message.attempts >= maximum:
@@ -327,9 +323,7 @@ def retry_message(message_id: int, now: datetime) -> OutboxMessage:
 
     The caller commits (the ``flask outbox retry`` command's unit of work).
     """
-    message = db.session.scalars(
-        select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
-    ).first()
+    message = db.session.scalars(select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()).first()
     if message is None:
         db.session.rollback()
         raise LookupError(f"There is no outbox message {message_id}.")
@@ -342,9 +336,7 @@ def retry_message(message_id: int, now: datetime) -> OutboxMessage:
     return message
 
 
-def list_messages(
-    status: str | None = None, agency_id: int | None = None, limit: int = 50
-) -> list[OutboxMessage]:
+def list_messages(status: str | None = None, agency_id: int | None = None, limit: int = 50) -> list[OutboxMessage]:
     """The newest messages, optionally of one status and one agency."""
     statement = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
     if status is not None:

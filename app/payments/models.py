@@ -73,9 +73,7 @@ class PaymentLine(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    payment_id: Mapped[int] = mapped_column(
-        ForeignKey("payments.id", ondelete="CASCADE"), index=True
-    )
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     debt_id: Mapped[int | None] = mapped_column(ForeignKey("debts.id"), index=True)
     installment_id: Mapped[int | None] = mapped_column(ForeignKey("installments.id"))

@@ -47,9 +47,7 @@ class CardProvider(Protocol):
 
     name: str
 
-    def charge(
-        self, *, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str
-    ) -> ChargeResult:
+    def charge(self, *, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str) -> ChargeResult:
         """Charge ``amount_minor`` (minor units) of ``currency``; the same key never charges twice."""
         ...
 
@@ -88,17 +86,12 @@ class SandboxProvider:
     def __init__(self) -> None:
         self._answers: dict[str, ChargeResult] = {}
 
-    def charge(
-        self, *, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str
-    ) -> ChargeResult:
+    def charge(self, *, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str) -> ChargeResult:
         """Succeed or decline by the test card's number; a repeated key returns the first answer."""
         if idempotency_key in self._answers:
             return self._answers[idempotency_key]
         reference = "sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
-        if card.number in SANDBOX_CARDS:
-            decline = SANDBOX_CARDS[card.number]
-        else:
-            decline = "test_mode_live_card"
+        decline = SANDBOX_CARDS.get(card.number, "test_mode_live_card")
         result = ChargeResult(
             succeeded=decline is None,
             provider_reference=reference,

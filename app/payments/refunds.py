@@ -226,4 +226,3 @@ def _reopen_debts(payment: Payment, agency_id: int) -> None:
         line.debt.status = "open"
         line.debt.closed_at = None
         line.debt.closed_reason = None
-

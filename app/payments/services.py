@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -22,6 +21,7 @@ from app.payments.models import Payment, PaymentLine
 from app.unit_of_work import end_read_only_transaction
 
 log = logging.getLogger("civicpay.payments")
+
 
 def lock_payment(payment_id: int) -> Payment:
     """The payment, locked in a new transaction: the browser, a webhook, the worker or staff may race.
@@ -62,9 +62,7 @@ def payments_of_user(user_id: int) -> Sequence[Payment]:
 
 def get_user_payment(user_id: int, reference: str) -> Payment | None:
     """The user's payment with this receipt number, or None (also for someone else's)."""
-    return db.session.scalar(
-        select(Payment).where(Payment.reference == reference, Payment.user_id == user_id)
-    )
+    return db.session.scalar(select(Payment).where(Payment.reference == reference, Payment.user_id == user_id))
 
 
 def payment_timezone(payment: Payment) -> ZoneInfo:
@@ -111,9 +109,7 @@ def _local_years(user_id: int) -> dict[int, int]:
     return years
 
 
-def payment_history(
-    user_id: int, *, year: int | None = None, agency_code: str | None = None
-) -> PaymentHistory:
+def payment_history(user_id: int, *, year: int | None = None, agency_code: str | None = None) -> PaymentHistory:
     """The user's payments, newest first, narrowed to a local year and/or one agency."""
     agencies = list(
         db.session.scalars(

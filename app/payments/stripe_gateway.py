@@ -290,7 +290,10 @@ def _agency_credential(agency: Any, base: str, stored_column: str, platform_valu
 def agency_webhook_secret(agency: Any) -> AgencyCredential:
     """The secret that signs the webhooks of the agency's endpoint (/webhooks/stripe/<code>)."""
     return _agency_credential(
-        agency, "STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret_encrypted", current_app.config.get("STRIPE_WEBHOOK_SECRET")
+        agency,
+        "STRIPE_WEBHOOK_SECRET",
+        "stripe_webhook_secret_encrypted",
+        current_app.config.get("STRIPE_WEBHOOK_SECRET"),
     )
 
 

@@ -14,11 +14,10 @@ import hmac
 
 import segno
 from flask import current_app, url_for
+from flask_babel import force_locale
 from markupsafe import Markup, escape
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
-
-from flask_babel import force_locale
 
 from app.accounts.models import User
 from app.agencies.models import Agency

@@ -41,7 +41,9 @@ def render_tickets_pdf(
 
     font = find_receipt_font()
     with force_locale(language):
-        pdf = FPDF(orientation="portrait", unit="mm", format=(148, 210))  # A5, given in mm: fpdf2 warns about its named A5
+        pdf = FPDF(
+            orientation="portrait", unit="mm", format=(148, 210)
+        )  # A5, given in mm: fpdf2 warns about its named A5
         pdf.set_compression(compress)
         pdf.set_title(gettext("Tickets of %(reference)s", reference=payment.reference))
         pdf.set_lang(language)
@@ -66,16 +68,25 @@ def render_tickets_pdf(
                     label = question.get("label_en") if language == "en" else question.get("label_el")
                     pdf.multi_cell(0, 5, f"{label or question['key']}: {answer}", new_x="LMARGIN", new_y="NEXT")
             pdf.multi_cell(
-                0, 5, gettext("Ticket %(number)s of %(count)s", number=number, count=len(tickets)),
-                new_x="LMARGIN", new_y="NEXT",
+                0,
+                5,
+                gettext("Ticket %(number)s of %(count)s", number=number, count=len(tickets)),
+                new_x="LMARGIN",
+                new_y="NEXT",
             )
             pdf.ln(4)
             buffer = io.BytesIO()
             ticket_qr(ticket.code).save(buffer, kind="png", scale=QR_SCALE, border=QR_BORDER)
             buffer.seek(0)
             x = (pdf.w - TICKET_QR_MM) / 2
-            pdf.image(buffer, x=x, y=pdf.get_y(), w=TICKET_QR_MM, h=TICKET_QR_MM,
-                      alt_text=gettext("QR code of ticket %(code)s", code=ticket.code))
+            pdf.image(
+                buffer,
+                x=x,
+                y=pdf.get_y(),
+                w=TICKET_QR_MM,
+                h=TICKET_QR_MM,
+                alt_text=gettext("QR code of ticket %(code)s", code=ticket.code),
+            )
             pdf.set_y(pdf.get_y() + TICKET_QR_MM + 3)
             pdf.set_font(FONT_FAMILY, "B", 18)
             pdf.cell(0, 10, ticket.code, align="C", new_x="LMARGIN", new_y="NEXT")

@@ -40,6 +40,7 @@ class PushResult:
 
 def _lookup_debts(agency: Agency) -> DebtLookup:
     """The batch's known debts, read through the session (the row path's look-up)."""
+
     def lookup(external_ids: list[str]) -> Iterable[tuple[Any, ...]]:
         return db.session.execute(
             select(Debt.external_id, Debt.id, Debt.content_hash, Debt.closed_reason).where(
@@ -52,6 +53,7 @@ def _lookup_debts(agency: Agency) -> DebtLookup:
 
 def _lookup_owners(agency: Agency) -> OwnerLookup:
     """The owners of RF references, read through the session (the row path's look-up)."""
+
     def owners(references: list[str]) -> Mapping[str, str]:
         return dict(
             db.session.execute(
@@ -92,9 +94,7 @@ def _debtor_ids(records: list[DebtRecord]) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], Debtor] = {}
     for country in {country for country, _ in keys}:
         tax_ids = [tax_id for key_country, tax_id in keys if key_country == country]
-        for debtor in db.session.scalars(
-            select(Debtor).where(Debtor.country == country, Debtor.tax_id.in_(tax_ids))
-        ):
+        for debtor in db.session.scalars(select(Debtor).where(Debtor.country == country, Debtor.tax_id.in_(tax_ids))):
             found[(debtor.country, debtor.tax_id)] = debtor
     for key, record in keys.items():
         debtor = found.get(key)
@@ -115,7 +115,9 @@ def apply_batch(
     results: list[RecordResult] = []
     batch = sort_batch(agency, state, items, _lookup_debts(agency), _lookup_owners(agency), results)
     good = batch.good
-    to_update = [batch.known_ids[record.external_id] for _, record, _, _ in good if record.external_id in batch.known_ids]
+    to_update = [
+        batch.known_ids[record.external_id] for _, record, _, _ in good if record.external_id in batch.known_ids
+    ]
     existing = {
         debt.external_id: debt
         for debt in db.session.scalars(
@@ -192,7 +194,9 @@ def apply_batch(
     return results
 
 
-def _update_debt(debt: Debt, record: DebtRecord, agency: Agency, debtor_id: int, now: datetime) -> tuple[str, str | None]:
+def _update_debt(
+    debt: Debt, record: DebtRecord, agency: Agency, debtor_id: int, now: datetime
+) -> tuple[str, str | None]:
     """Merge a changed ERP record into an existing debt; returns (outcome, reason).
 
     The outcome names the SyncRun counter it counts towards: "updated", "closed" or "flagged".
@@ -239,10 +243,9 @@ def close_vanished(agency: Agency, state: RunState, now: datetime, *, set_based:
     ``set_based``: by two statements on PostgreSQL, else 5000 debts at a time through the ORM.
     The caller commits.
     """
-    if not any(state.seen):
-        if state.run.created + state.run.updated + state.run.unchanged == 0:
-            state.run.error = "The ERP export held no valid debt, so no debt was closed as vanished."
-            return
+    if not any(state.seen) and state.run.created + state.run.updated + state.run.unchanged == 0:
+        state.run.error = "The ERP export held no valid debt, so no debt was closed as vanished."
+        return
     if set_based:
         closed, flagged = postgres.close_vanished(
             postgres.cursor(),
@@ -313,7 +316,9 @@ def apply_push(
     return PushResult(run=run, results=results)
 
 
-def _close_pushed(agency: Agency, run: SyncRun, index: int, external_id: str, reason: str, now: datetime) -> RecordResult:
+def _close_pushed(
+    agency: Agency, run: SyncRun, index: int, external_id: str, reason: str, now: datetime
+) -> RecordResult:
     if reason not in CLOSE_REASONS:
         raise ValueError(f"A debt can be closed as {' or '.join(CLOSE_REASONS)}, not {reason!r}.")
     debt = db.session.scalar(select(Debt).where(Debt.agency_id == agency.id, Debt.external_id == external_id))

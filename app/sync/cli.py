@@ -25,7 +25,7 @@ def erp_cli() -> None:
     """The `flask erp` command group."""
 
 
-def _agencies(codes: tuple[str, ...]):  # noqa: ANN202
+def _agencies(codes: tuple[str, ...]):
     try:
         agencies = agencies_to_sync(codes)
     except LookupError as error:
@@ -129,8 +129,15 @@ def quarantine_dismiss(record_ids: tuple[int, ...]) -> None:
 
 @erp_cli.command("configure")
 @click.option("--agency", "code", required=True, help="The agency to configure.")
-@click.option("--connector", "path", type=click.Path(exists=True, dir_okay=False), help="JSON file: {\"type\": ..., \"options\": {...}}.")
-@click.option("--interval", type=int, default=None, help="Minutes between scheduled syncs run by `flask worker` (0: none).")
+@click.option(
+    "--connector",
+    "path",
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSON file: {"type": ..., "options": {...}}.',
+)
+@click.option(
+    "--interval", type=int, default=None, help="Minutes between scheduled syncs run by `flask worker` (0: none)."
+)
 @click.option("--skip-check", is_flag=True, help="Save even if the ERP cannot be reached now.")
 @with_appcontext
 @unit_of_work()

@@ -44,4 +44,3 @@ def configure_agency_connector(
         agency.sync_interval_minutes = interval_minutes or None
     db.session.flush()
     return agency
-

@@ -122,9 +122,7 @@ def _sync_agency(
 ) -> SyncRun:
     now = now or utcnow()
     connector = connector or build_connector(agency)  # push-only agencies: a ValueError saying so
-    incremental = (
-        not full and agency.synced_until is not None and getattr(connector, "supports_changed_since", False)
-    )
+    incremental = not full and agency.synced_until is not None and getattr(connector, "supports_changed_since", False)
     changed_since = agency.synced_until - INCREMENTAL_OVERLAP if incremental and agency.synced_until else None
     run = start_run(agency, "incremental" if incremental else "full", now, changed_since)
     state = RunState(run=run)
@@ -262,7 +260,10 @@ def _writes_set_based() -> bool:
 
 
 def _sort_for_writer(
-    agency: AgencyKeys, state: RunState, items: list[tuple[int, DebtRecord | RecordError]], writer: set_based.BatchWriter
+    agency: AgencyKeys,
+    state: RunState,
+    items: list[tuple[int, DebtRecord | RecordError]],
+    writer: set_based.BatchWriter,
 ) -> set_based.BatchWrite:
     """Sort a batch for the set-based writer: quarantine recorded in the session, the rest as plain values.
 
@@ -280,7 +281,9 @@ def _sort_for_writer(
         writer.in_flight,
     )
     known_ids = batch.known_ids
-    good = [(record, digest, reference, known_ids.get(record.external_id)) for _, record, digest, reference in batch.good]
+    good = [
+        (record, digest, reference, known_ids.get(record.external_id)) for _, record, digest, reference in batch.good
+    ]
     return set_based.BatchWrite(good, batch.rehash)
 
 
@@ -330,4 +333,3 @@ def agencies_to_sync(codes: Iterable[str] = ()) -> list[Agency]:
     if unknown:
         raise LookupError(f"No agency with code {', '.join(unknown)}.")
     return [by_code[code] for code in wanted]
-

@@ -192,4 +192,3 @@ def stored_hash_matches(stored: str | None, digest: str, record: DebtRecord) -> 
         return True
     earlier = EARLIER_HASHES.get(len(stored))
     return earlier is not None and stored == earlier(record)
-

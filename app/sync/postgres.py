@@ -257,7 +257,13 @@ def close_vanished(
         "(debts.pending_payment_id IS NOT NULL OR EXISTS (SELECT 1 FROM installments"
         " WHERE installments.debt_id = debts.id AND installments.pending_payment_id IS NOT NULL))"
     )
-    parameters: dict[str, Any] = {"agency": agency_id, "seen": seen, "size": len(seen), "now": now, "reason": flag_reason}
+    parameters: dict[str, Any] = {
+        "agency": agency_id,
+        "seen": seen,
+        "size": len(seen),
+        "now": now,
+        "reason": flag_reason,
+    }
     cur.execute("SET LOCAL jit = off")
     cur.execute(f"SELECT id FROM debts WHERE agency_id = %(agency)s AND status = 'open' AND {not_seen}", parameters)
     parameters["vanished"] = [debt_id for (debt_id,) in cur.fetchall()]

@@ -55,4 +55,3 @@ def resolve_quarantined(record_ids: Iterable[int], status: str, now: datetime) -
     )
     db.session.flush()
     return result.rowcount
-

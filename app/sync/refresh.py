@@ -102,12 +102,15 @@ def refresh_user_debts(user_id: int, now: datetime, timeout: float = 2.0) -> dic
         outcome = refresh_debtor(agency, country, tax_id, now, timeout=timeout)
         previous = outcomes.get(agency.id)
         if previous is None or outcome.error or outcome.changed:
-            outcomes[agency.id] = outcome if previous is None else RefreshOutcome(
-                agency.id,
-                min(filter(None, (previous.as_of, outcome.as_of)), default=None),
-                previous.refreshed or outcome.refreshed,
-                previous.changed | outcome.changed,
-                outcome.error or previous.error,
+            outcomes[agency.id] = (
+                outcome
+                if previous is None
+                else RefreshOutcome(
+                    agency.id,
+                    min(filter(None, (previous.as_of, outcome.as_of)), default=None),
+                    previous.refreshed or outcome.refreshed,
+                    previous.changed | outcome.changed,
+                    outcome.error or previous.error,
+                )
             )
     return outcomes
-

@@ -193,7 +193,9 @@ def _update_changed_debts(
         postgres.merge_installments(cursor, installment_rows)
 
 
-def prepare_batch(cursor: Any, agency_id: int, write: BatchWrite, synced_at: datetime, in_flight: InFlight) -> PreparedBatch:
+def prepare_batch(
+    cursor: Any, agency_id: int, write: BatchWrite, synced_at: datetime, in_flight: InFlight
+) -> PreparedBatch:
     """Resolve debtors, draw ids and write the new rows as COPY text (on ``cursor``, read-only but for sequences).
 
     Sequences are not transactional, so ids drawn here on the sorting thread's connection stay
@@ -346,10 +348,8 @@ class BatchWriter:
         """Stop: wait for a batch in flight (its outcome is taken if it succeeded), return the connection."""
         try:
             if self._pending is not None:
-                try:
+                with contextlib.suppress(Exception):
                     self._collect()
-                except Exception:  # noqa: BLE001 - the caller is already failing with its own error
-                    pass
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
@@ -395,4 +395,3 @@ class BatchWriter:
             connection.rollback()
             raise
         return written
-

@@ -114,7 +114,7 @@ def sort_batch(
     lookup: DebtLookup,
     owners: OwnerLookup,
     results: list[RecordResult] | None,
-    in_flight: set_based.InFlight = set_based.InFlight(),
+    in_flight: set_based.InFlight | None = None,
 ) -> SortedBatch:
     """Quarantine the batch's bad and repeated records, count the unchanged ones, return the rest.
 
@@ -123,6 +123,7 @@ def sort_batch(
     (when given) receives the outcome of each record decided here. ``in_flight`` is the batch
     being written meanwhile (pipelined writes), which the look-ups may not see yet.
     """
+    in_flight = in_flight if in_flight is not None else set_based.InFlight()
     records: list[tuple[int, DebtRecord, str]] = []
     for index, item in items:
         if isinstance(item, RecordError):
@@ -246,4 +247,3 @@ def _refuse_reused_references(
         claimed[reference] = record.external_id
         kept.append(item)
     return kept
-

@@ -115,7 +115,9 @@ class NoticeForm(FlaskForm):
             normalise_rf(field.data or "")
         except InvalidReference:
             raise ValidationError(
-                _l("This is not a payment code as printed on notices: it starts with RF, for example RF18 5390 0754 7034.")
+                _l(
+                    "This is not a payment code as printed on notices: it starts with RF, for example RF18 5390 0754 7034."
+                )
             ) from None
 
     def validate_amount(self, field: StringField) -> None:

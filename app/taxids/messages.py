@@ -42,9 +42,7 @@ def state_sentence(claim: ClaimState) -> str:
     if claim.state == PROVEN:
         return gettext("Proven on %(date)s", date=format_date(claim.link.verified_at, format="medium"))
     if claim.state == LOCKED:
-        return gettext(
-            "Locked until %(time)s after too many wrong answers", time=time_of_day(claim.until)
-        )
+        return gettext("Locked until %(time)s after too many wrong answers", time=time_of_day(claim.until))
     if claim.state == AWAITING_CODE:
         return gettext("Waiting for the code we sent (it works until %(time)s)", time=time_of_day(claim.until))
     return gettext("Not proven yet: its debts stay hidden")
@@ -94,7 +92,9 @@ def proof_message(error: ProofError) -> str:
     if error.code == "expired":
         return gettext("This code has expired. Please ask for a new one.")
     if error.code == "no_code":
-        return gettext("We have not sent you a code for this tax ID yet, or it has been cancelled. Please ask for a new one.")
+        return gettext(
+            "We have not sent you a code for this tax ID yet, or it has been cancelled. Please ask for a new one."
+        )
     if error.code == "too_soon":
         return ngettext(
             "We have just sent you a code. Please wait %(num)d second before asking for another.",

@@ -202,8 +202,52 @@ MASK = "•"
 #: prefix-free, so the first digits decide).
 _ONE_DIGIT_CALLING_CODES = frozenset({"1", "7"})
 _TWO_DIGIT_CALLING_CODES = frozenset(
-    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
-    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98".split()
+    [
+        "20",
+        "27",
+        "30",
+        "31",
+        "32",
+        "33",
+        "34",
+        "36",
+        "39",
+        "40",
+        "41",
+        "43",
+        "44",
+        "45",
+        "46",
+        "47",
+        "48",
+        "49",
+        "51",
+        "52",
+        "53",
+        "54",
+        "55",
+        "56",
+        "57",
+        "58",
+        "60",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+        "66",
+        "81",
+        "82",
+        "84",
+        "86",
+        "90",
+        "91",
+        "92",
+        "93",
+        "94",
+        "95",
+        "98",
+    ]
 )
 
 
@@ -561,9 +605,7 @@ def verify_code(user_id: int, link_id: int, code: str, now: datetime | None = No
 # -- proof by a payment notice ----------------------------------------------------------------------
 
 
-def verify_notice(
-    user_id: int, link_id: int, rf_reference: str, amount: str, now: datetime | None = None
-) -> TaxIdLink:
+def verify_notice(user_id: int, link_id: int, rf_reference: str, amount: str, now: datetime | None = None) -> TaxIdLink:
     """Prove the claim with the RF code and principal of a notice of the last two years.
 
     Raises InvalidReference or ValueError for text that cannot be a reference or an amount (not
@@ -613,4 +655,3 @@ __all__ = [
     "verify_code",
     "verify_notice",
 ]
-

@@ -48,7 +48,7 @@ def _claimed_tax_id_key() -> str:
 
 
 @bp.errorhandler(ClaimNotFound)
-def claim_not_found(_error: ClaimNotFound):  # noqa: ANN201 - the 404 page
+def claim_not_found(_error: ClaimNotFound):
     """Someone else's claim (or none): the same page as any unknown address."""
     return current_app.handle_http_exception(NotFound())
 
@@ -59,7 +59,7 @@ def has_proven_tax_id() -> bool:
     return current_user.is_authenticated and services.has_proven_tax_id(current_user.id)
 
 
-def _list_page(form: ClaimForm | None = None, status: int = 200):  # noqa: ANN202 - a response tuple
+def _list_page(form: ClaimForm | None = None, status: int = 200):
     claims = services.claims_of_user(current_user.id, utcnow())
     page = render_template(
         "taxids/list.html",
@@ -74,7 +74,7 @@ def _list_page(form: ClaimForm | None = None, status: int = 200):  # noqa: ANN20
 
 @bp.get("/tax-ids")
 @login_required
-def index():  # noqa: ANN201 - a page
+def index():
     """The account's tax IDs with their state, and the form to add one."""
     return _list_page()
 
@@ -82,7 +82,7 @@ def index():  # noqa: ANN201 - a page
 @bp.post("/tax-ids")
 @login_required
 @limiter.limit(_claim_limit, key_func=_account_key)
-def claim():  # noqa: ANN201 - a page or a redirect
+def claim():
     """Add a tax ID to the account, then go on to prove it."""
     form = ClaimForm()
     if form.validate_on_submit():
@@ -98,7 +98,7 @@ def claim():  # noqa: ANN201 - a page or a redirect
     return _list_page(form, status=400)
 
 
-def _prove_page(link_id: int, form: SendCodeForm | None = None, status: int = 200):  # noqa: ANN202
+def _prove_page(link_id: int, form: SendCodeForm | None = None, status: int = 200):
     options = services.proof_options(current_user.id, link_id, utcnow())
     if options.claim.state == services.PROVEN:
         flash(gettext("This tax ID is already proven: its debts are on your list of debts."), "info")
@@ -122,7 +122,7 @@ def _locked_message(claim: services.ClaimState) -> str | None:
 
 @bp.get("/tax-ids/<int:link_id>")
 @login_required
-def prove(link_id: int):  # noqa: ANN201 - a page or a redirect
+def prove(link_id: int):
     """How the claim can be proven: a code to one of the agencies' addresses, or a notice."""
     return _prove_page(link_id)
 
@@ -131,7 +131,7 @@ def prove(link_id: int):  # noqa: ANN201 - a page or a redirect
 @login_required
 @limiter.limit(_send_limit_per_account, key_func=_account_key)
 @limiter.limit(_send_limit_per_tax_id, key_func=_claimed_tax_id_key)
-def send_code(link_id: int):  # noqa: ANN201 - a page or a redirect
+def send_code(link_id: int):
     """Send a one-time code to the address chosen."""
     options = services.proof_options(current_user.id, link_id, utcnow())
     form = SendCodeForm(destinations=options.destinations)
@@ -148,7 +148,7 @@ def send_code(link_id: int):  # noqa: ANN201 - a page or a redirect
     return redirect(url_for("taxids.enter_code", link_id=link_id), 303)
 
 
-def _proven(link_id: int):  # noqa: ANN202 - a redirect
+def _proven(link_id: int):
     link = services.get_claim(current_user.id, link_id)
     flash(
         gettext(
@@ -162,7 +162,7 @@ def _proven(link_id: int):  # noqa: ANN202 - a redirect
 
 @bp.route("/tax-ids/<int:link_id>/code", methods=["GET", "POST"])
 @login_required
-def enter_code(link_id: int):  # noqa: ANN201 - a page or a redirect
+def enter_code(link_id: int):
     """Type the one-time code; a right code proves the claim."""
     claim = services.claim_state(services.get_claim(current_user.id, link_id), utcnow())
     if claim.state == services.PROVEN:
@@ -190,7 +190,7 @@ def enter_code(link_id: int):  # noqa: ANN201 - a page or a redirect
 
 @bp.route("/tax-ids/<int:link_id>/notice", methods=["GET", "POST"])
 @login_required
-def notice(link_id: int):  # noqa: ANN201 - a page or a redirect
+def notice(link_id: int):
     """Type the RF payment code and the amount of a notice; a right pair proves the claim."""
     claim = services.claim_state(services.get_claim(current_user.id, link_id), utcnow())
     if claim.state == services.PROVEN:
@@ -219,7 +219,7 @@ def notice(link_id: int):  # noqa: ANN201 - a page or a redirect
 
 @bp.post("/tax-ids/<int:link_id>/remove")
 @login_required
-def remove(link_id: int):  # noqa: ANN201 - a redirect
+def remove(link_id: int):
     """Take a tax ID off the account."""
     form = RemoveForm()
     if form.validate_on_submit():

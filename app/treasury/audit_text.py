@@ -68,7 +68,11 @@ def audit_details(action: str, details: dict[str, Any]) -> str:
     if action == "platform.agency_create":
         return gettext("First administrator: %(email)s", email=details.get("administrator", ""))
     if action == "platform.admin":
-        return gettext("Platform administrator") if details.get("platform_admin") else gettext("No longer platform administrator")
+        return (
+            gettext("Platform administrator")
+            if details.get("platform_admin")
+            else gettext("No longer platform administrator")
+        )
     if action == "ticket.check":
         return gettext("Let in") if details.get("outcome") == "admitted" else gettext("Already used.")
     if action == "settings.update":
@@ -108,5 +112,3 @@ def _credential_change(name: str, change: dict[str, Any]) -> str:
     if "secret" in change:
         return f"{label}: {outcomes.get(change['secret'], change['secret'])}"
     return f"{label}: {change.get('from') or '—'} → {change.get('to') or '—'}"
-
-

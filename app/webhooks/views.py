@@ -9,16 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.agencies.models import Agency
+from app.checkout.payment_flow import handle_stripe_event
 from app.extensions import db
 from app.payments.stripe_gateway import ProviderUnavailable, StripeGateway, agency_webhook_secret
-from app.checkout.payment_flow import handle_stripe_event
 from app.webhooks import bp
 
 log = logging.getLogger("civicpay.webhooks")
 
 
 @bp.post("/webhooks/stripe/<agency_code>")
-def stripe_webhook(agency_code: str):  # noqa: ANN201 - a small JSON answer
+def stripe_webhook(agency_code: str):
     """Verify the Stripe-Signature, then settle the payment the event is about (once per event id)."""
     agency = db.session.scalar(select(Agency).where(Agency.code == agency_code))
     # The agency's own endpoint secret (environment, else stored in its settings), else the platform's.

@@ -1,12 +1,13 @@
 """The demo ERP's command line: `dump` prints an agency's demo debts as JSON Lines, `serve` serves them over HTTP.
 
-    python -m erp_connectors.demo dump --agency eastcoast --as-of 2026-03-01
-    python -m erp_connectors.demo serve --agency eastcoast --port 8081 [--debtors N] [--token T]
+python -m erp_connectors.demo dump --agency eastcoast --as-of 2026-03-01
+python -m erp_connectors.demo serve --agency eastcoast --port 8081 [--debtors N] [--token T]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -20,6 +21,7 @@ from erp_connectors.base import DebtRecord, RecordError, record_to_dict
 from erp_connectors.demo.connector import DemoERP
 from erp_connectors.demo.data import DEMO_AGENCIES
 from erp_connectors.demo.server import DemoERPServer
+
 
 def _record_line(item: DebtRecord | RecordError) -> str:
     if isinstance(item, RecordError):
@@ -103,10 +105,8 @@ def _serve(arguments: argparse.Namespace, command: argparse.ArgumentParser) -> i
     print(f"Demo ERP of {arguments.agency} serving at {server.url} (Ctrl+C to stop)", flush=True)
     # SIGTERM (a supervisor, or a test's terminate()) ends it as cleanly as Ctrl+C does.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

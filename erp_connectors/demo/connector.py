@@ -39,11 +39,11 @@ from erp_connectors.demo.records import (
 )
 from erp_connectors.demo.stream import INDEX_STEP, MAX_DEBTORS, stream_index
 
+
 def _checked_since(changed_since: datetime | None) -> datetime | None:
     if changed_since is not None and (not isinstance(changed_since, datetime) or changed_since.utcoffset() is None):
         raise ValueError(f"changed_since must be a timezone-aware datetime, not {changed_since!r}.")
     return changed_since
-
 
 
 class DemoERP:
@@ -94,9 +94,7 @@ class DemoERP:
 
     def __repr__(self) -> str:
         state = f", state_file={str(self.state_file)!r}" if self.state_file is not None else ""
-        return (
-            f"DemoERP({self.agency_code!r}, seed={self.seed}, debtors={self.debtors}, as_of={self._as_of!r}{state})"
-        )
+        return f"DemoERP({self.agency_code!r}, seed={self.seed}, debtors={self.debtors}, as_of={self._as_of!r}{state})"
 
     def check(self) -> None:
         """Always reachable: it lives in this process."""

@@ -106,7 +106,11 @@ CITIZEN_DEBTS: dict[str, dict[str, tuple[PlannedDebt, ...]]] = {
             PlannedDebt("certified", "property_fee", "ΤΑΠ, οδός Ποσειδώνος 3", -150, 24_380),
             PlannedDebt("uncertified", "cleaning_lighting_fee", "Τέλη καθαριότητας, οδός Ποσειδώνος 3", 40, 6_115),
             PlannedDebt(
-                "settled", "cleaning_lighting_fee", "Ρύθμιση τελών καθαριότητας σε 3 δόσεις", -5, 36_000,
+                "settled",
+                "cleaning_lighting_fee",
+                "Ρύθμιση τελών καθαριότητας σε 3 δόσεις",
+                -5,
+                36_000,
                 installment_count=3,
             ),
         ),
@@ -115,7 +119,11 @@ CITIZEN_DEBTS: dict[str, dict[str, tuple[PlannedDebt, ...]]] = {
         MARIA_TAX_ID: (
             PlannedDebt("certified", "cleaning_lighting_fee", "Τέλη καθαριότητας, οδός Ελάτων 5", -320, 15_420),
             PlannedDebt(
-                "uncertified", "traffic_fine", "Πρόστιμο ΚΟΚ, στάθμευση σε θέση ΑμεΑ", 9, 8_000,
+                "uncertified",
+                "traffic_fine",
+                "Πρόστιμο ΚΟΚ, στάθμευση σε θέση ΑμεΑ",
+                9,
+                8_000,
                 vehicle_plate="ΙΚΑ 1234",
             ),
             PlannedDebt("uncertified", "property_fee", "ΤΑΠ, οδός Ελάτων 5", 50, 27_310, paid_minor=10_000),
@@ -123,7 +131,11 @@ CITIZEN_DEBTS: dict[str, dict[str, tuple[PlannedDebt, ...]]] = {
         JOHN_TAX_ID: (
             PlannedDebt("certified", "property_fee", "ΤΑΠ, οδός Πλατάνων 21", -60, 41_290),
             PlannedDebt(
-                "uncertified", "traffic_fine", "Πρόστιμο ΚΟΚ, στάθμευση σε πεζόδρομο", 14, 4_000,
+                "uncertified",
+                "traffic_fine",
+                "Πρόστιμο ΚΟΚ, στάθμευση σε πεζόδρομο",
+                14,
+                4_000,
                 vehicle_plate="ΥΡΝ 5820",
             ),
         ),

@@ -19,6 +19,7 @@ except ImportError:  # Windows
 
 from erp_connectors.base import DebtRecord, PaymentAck, payment_ack_from_dict, payment_ack_to_dict
 
+
 @dataclass(frozen=True)
 class AckEntry:
     """A payment line the demo ERP accepted, and when it did (the debt's new updated_at)."""
@@ -187,10 +188,7 @@ def ack_problem(record: DebtRecord, ack: PaymentAck) -> str | None:
         numbers = [installment.number for installment in record.installments]
         if ack.installment_number not in numbers:
             count = f"{len(numbers)} installments" if numbers else "no installments"
-            return (
-                f"The debt {record.external_id} has {count}; "
-                f"installment {ack.installment_number} does not exist."
-            )
+            return f"The debt {record.external_id} has {count}; installment {ack.installment_number} does not exist."
         installment = record.installments[numbers.index(ack.installment_number)]
         owed = installment.amount_minor - installment.paid_minor
         what = f"installment {installment.number} of the debt {record.external_id}"

@@ -263,7 +263,10 @@ class DemoERPServer:
         except AckRejected as error:
             return 422, {"message": error.reason}
         if not recorded:
-            return 409, {"status": "already_recorded", "message": f"The refund {refund['refund_reference']} was already recorded."}
+            return 409, {
+                "status": "already_recorded",
+                "message": f"The refund {refund['refund_reference']} was already recorded.",
+            }
         return 201, {"status": "recorded", "refund_reference": refund["refund_reference"]}
 
 

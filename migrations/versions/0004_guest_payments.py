@@ -18,9 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("agencies", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("guest_second_factor", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
-        )
+        batch_op.add_column(sa.Column("guest_second_factor", sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
 
     # Guests name a debt by its code alone: RF reference or the agency's notice (ERP) number.
     with op.batch_alter_table("debts", schema=None) as batch_op:
@@ -48,9 +46,7 @@ def downgrade() -> None:
     op.drop_table("guest_lookup_failures")
 
     # Guest quotes have no account to belong to: detach their payments, then drop them.
-    op.execute(
-        "UPDATE payments SET quote_id = NULL WHERE quote_id IN (SELECT id FROM quotes WHERE user_id IS NULL)"
-    )
+    op.execute("UPDATE payments SET quote_id = NULL WHERE quote_id IN (SELECT id FROM quotes WHERE user_id IS NULL)")
     op.execute("DELETE FROM quote_lines WHERE quote_id IN (SELECT id FROM quotes WHERE user_id IS NULL)")
     op.execute("DELETE FROM quotes WHERE user_id IS NULL")
     with op.batch_alter_table("quotes", schema=None) as batch_op:

@@ -81,9 +81,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_staff_invitations_agency_id"), "staff_invitations", ["agency_id"], unique=False)
 
     op.create_index("ix_payments_created_at_id", "payments", ["created_at", "id"], unique=False)
-    op.create_index(
-        "ix_payment_lines_agency_id_payment_id", "payment_lines", ["agency_id", "payment_id"], unique=False
-    )
+    op.create_index("ix_payment_lines_agency_id_payment_id", "payment_lines", ["agency_id", "payment_id"], unique=False)
 
 
 def downgrade() -> None:

@@ -48,9 +48,7 @@ def upgrade() -> None:
         sa.Column("requires_account", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.CheckConstraint(
-            "kind IN ('ticket', 'permit', 'fee', 'donation')", name=op.f("ck_catalog_items_kind_known")
-        ),
+        sa.CheckConstraint("kind IN ('ticket', 'permit', 'fee', 'donation')", name=op.f("ck_catalog_items_kind_known")),
         sa.CheckConstraint(PRICE_OR_RANGE, name=op.f("ck_catalog_items_price_or_range")),
         sa.CheckConstraint("capacity IS NULL OR capacity >= 0", name=op.f("ck_catalog_items_capacity_not_negative")),
         sa.CheckConstraint("capacity IS NULL OR kind = 'ticket'", name=op.f("ck_catalog_items_capacity_for_tickets")),
@@ -90,9 +88,7 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(), nullable=True),
         sa.Column("used_by_user_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.CheckConstraint(
-            "status IN ('held', 'issued', 'used', 'released')", name=op.f("ck_tickets_status_known")
-        ),
+        sa.CheckConstraint("status IN ('held', 'issued', 'used', 'released')", name=op.f("ck_tickets_status_known")),
         sa.CheckConstraint("status <> 'used' OR used_at IS NOT NULL", name=op.f("ck_tickets_used_has_time")),
         sa.ForeignKeyConstraint(["item_id"], ["catalog_items.id"], name=op.f("fk_tickets_item_id_catalog_items")),
         sa.ForeignKeyConstraint(

@@ -41,7 +41,7 @@ def citizen(client: FlaskClient) -> tuple[int, str]:
     return user.id, user.email
 
 
-def save_details(client: FlaskClient, **fields: str):  # noqa: ANN201
+def save_details(client: FlaskClient, **fields: str):
     data = {"full_name": "Eleni Georgiou", "phone": "", "language": "en", "notify_email": "y"}
     return client.post("/account", data=data | fields | {"csrf_token": csrf_token(client, "/account")})
 
@@ -119,7 +119,7 @@ def test_bad_details_are_refused_with_a_sentence(
 # -- changing the password ---------------------------------------------------------------------
 
 
-def change(client: FlaskClient, current: str, new: str, confirm: str | None = None):  # noqa: ANN201
+def change(client: FlaskClient, current: str, new: str, confirm: str | None = None):
     data = {"current_password": current, "new_password": new, "new_password_confirm": confirm or new}
     return client.post("/account/password", data=data | {"csrf_token": csrf_token(client, "/account")})
 
@@ -172,7 +172,7 @@ def test_a_changed_password_works_and_old_reset_links_die(
 # -- deleting the account ----------------------------------------------------------------------
 
 
-def delete(client: FlaskClient, password: str = PASSWORD, confirm: bool = True):  # noqa: ANN201
+def delete(client: FlaskClient, password: str = PASSWORD, confirm: bool = True):
     data = {"delete_password": password, "csrf_token": csrf_token(client, "/account")}
     if confirm:
         data["confirm"] = "y"

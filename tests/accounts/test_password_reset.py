@@ -24,7 +24,7 @@ NEW_PASSWORD = "violet harbour seventeen"
 FORGOT = "/password/forgot"
 
 
-def ask_for_reset(client: FlaskClient, email: str):  # noqa: ANN201
+def ask_for_reset(client: FlaskClient, email: str):
     return client.post(FORGOT, data={"email": email, "csrf_token": csrf_token(client, FORGOT)})
 
 
@@ -35,7 +35,7 @@ def reset_link(mailbox: SMTPServer, email: str) -> str:
     return mails[-1].link_path("/password/reset/")
 
 
-def choose(client: FlaskClient, link: str, password: str = NEW_PASSWORD, confirm: str | None = None):  # noqa: ANN201
+def choose(client: FlaskClient, link: str, password: str = NEW_PASSWORD, confirm: str | None = None):
     token = csrf_token(client, link) if client.get(link).status_code == 200 else csrf_token(client, FORGOT)
     return client.post(
         link,

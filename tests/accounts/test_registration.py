@@ -6,7 +6,6 @@ Links are read from the messages a real local SMTP server (aiosmtpd) received.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +27,7 @@ GOOD_PASSWORD = "tulip orbit canoe lantern"
 CHECK_EMAIL = "/register/check-email"
 
 
-def register(client: FlaskClient, email: str, password: str = GOOD_PASSWORD, **fields: str):  # noqa: ANN201
+def register(client: FlaskClient, email: str, password: str = GOOD_PASSWORD, **fields: str):
     data = {
         "full_name": "Eleni Georgiou",
         "email": email,
@@ -91,7 +90,7 @@ def test_password_policy(app_ctx: Flask, password: str, problem: str | None) -> 
 
 
 def test_short_local_parts_are_not_forbidden_words(app_ctx: Flask) -> None:
-    """"jo@example.org" must not forbid every password containing "jo"."""
+    """ "jo@example.org" must not forbid every password containing "jo"."""
     assert password_problem("join the orchestra", email="jo@example.org", min_length=12) is None
 
 
@@ -261,7 +260,9 @@ def test_a_tampered_link_is_refused_with_a_way_to_get_a_new_one(client: FlaskCli
 def test_a_link_for_another_purpose_does_not_confirm(client: FlaskClient, mailbox: SMTPServer) -> None:
     """A password reset link's token is signed with another salt: it is no confirmation."""
     register(client, "eleni@example.org")
-    client.post("/password/forgot", data={"email": "eleni@example.org", "csrf_token": csrf_token(client, "/password/forgot")})
+    client.post(
+        "/password/forgot", data={"email": "eleni@example.org", "csrf_token": csrf_token(client, "/password/forgot")}
+    )
     reset = mailbox.to("eleni@example.org")[-1].link_path("/password/reset/")
     token = reset.rsplit("/", 1)[1]
     assert client.get(f"/verify/{token}").status_code == 400
@@ -310,7 +311,9 @@ def test_resending_says_the_same_for_every_address(client: FlaskClient, mailbox:
     mailbox.clear()
     answers = []
     for email in ("waiting@example.org", "confirmed@example.org", "nobody@example.org"):
-        response = client.post("/verify/resend", data={"email": email, "csrf_token": csrf_token(client, "/verify/resend")})
+        response = client.post(
+            "/verify/resend", data={"email": email, "csrf_token": csrf_token(client, "/verify/resend")}
+        )
         page = page_text(client.get("/verify/resend"))
         # CSRF tokens carry their signing second: two pages a second apart differ only there.
         page = re.sub(r'(name="csrf_token"[^>]*value=")[^"]+"', r'\1"', page)
@@ -328,8 +331,7 @@ def test_registration_is_rate_limited(client: FlaskClient, set_limits: Callable[
     set_limits(REGISTER_RATE_LIMIT="2 per hour")
     token = csrf_token(client, "/register")
     statuses = [
-        client.post("/register", data={"email": f"r{n}@example.org", "csrf_token": token}).status_code
-        for n in range(3)
+        client.post("/register", data={"email": f"r{n}@example.org", "csrf_token": token}).status_code for n in range(3)
     ]
     assert statuses == [400, 400, 429]
     assert client.get("/register").status_code == 200

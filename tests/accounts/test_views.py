@@ -52,7 +52,12 @@ def test_next_parameter_cannot_redirect_off_site(client: FlaskClient) -> None:
     user = UserFactory()
     response = client.post(
         "/login",
-        data={"email": user.email, "password": PASSWORD, "next": "https://evil.example/", "csrf_token": csrf_token(client)},
+        data={
+            "email": user.email,
+            "password": PASSWORD,
+            "next": "https://evil.example/",
+            "csrf_token": csrf_token(client),
+        },
     )
     assert response.headers["Location"] == "/debts"
 
@@ -82,9 +87,9 @@ def test_login_attempts_are_rate_limited(client: FlaskClient, rate_limited: None
 def test_no_user_sees_another_users_debts_quotes_or_receipts(client: FlaskClient, app: Flask) -> None:
     from datetime import UTC, datetime
 
+    from app.checkout.payment_flow import pay_quote
     from app.checkout.services import quote_debts
     from app.payments.providers import CardDetails
-    from app.checkout.payment_flow import pay_quote
 
     alice_debtor, bob_debtor = DebtorFactory(), DebtorFactory()
     alice, bob = UserFactory(), UserFactory()

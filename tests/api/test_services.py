@@ -126,7 +126,11 @@ def test_read_push_request_turns_bad_records_into_record_errors() -> None:
         ({"closes": [{"external_id": "W-1"}]}, 400, "invalid_close"),
         ({"closes": [{"external_id": "W-1", "reason": "paid"}]}, 400, "invalid_close"),
         ({"closes": [{"external_id": "", "reason": "cancelled"}]}, 400, "invalid_close"),
-        ({"upserts": [GOOD_RECORD] * 3, "closes": [{"external_id": "W-1", "reason": "cancelled"}]}, 413, "batch_too_large"),
+        (
+            {"upserts": [GOOD_RECORD] * 3, "closes": [{"external_id": "W-1", "reason": "cancelled"}]},
+            413,
+            "batch_too_large",
+        ),
     ],
 )
 def test_read_push_request_refuses_unusable_bodies(body: object, status: int, code: str) -> None:

@@ -58,9 +58,7 @@ def push(client: FlaskClient, token: str, body: Any) -> Any:
 
 def debt_of(agency_id: int, external_id: str) -> Debt | None:
     db.session.expire_all()
-    return db.session.scalar(
-        select(Debt).where(Debt.agency_id == agency_id, Debt.external_id == external_id)
-    )
+    return db.session.scalar(select(Debt).where(Debt.agency_id == agency_id, Debt.external_id == external_id))
 
 
 @pytest.fixture()
@@ -84,7 +82,13 @@ def test_push_creates_the_debts_of_the_tokens_agency(client: FlaskClient, agency
     assert response.status_code == 200, response.get_json()
     answer = response.get_json()
     assert answer["counts"] == {
-        "created": 2, "updated": 0, "unchanged": 0, "closed": 0, "quarantined": 0, "not_found": 0, "flagged": 0,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "closed": 0,
+        "quarantined": 0,
+        "not_found": 0,
+        "flagged": 0,
     }
     assert answer["results"] == [
         {"index": 0, "external_id": "W-1", "outcome": "created", "reason": None},
@@ -217,9 +221,7 @@ def test_a_record_reusing_another_debts_rf_reference_is_quarantined_not_a_crash(
 # -- one agency never writes another's debts --------------------------------------------------------
 
 
-def test_another_agencys_token_cannot_touch_this_agencys_debts(
-    client: FlaskClient, agency_id: int, token: str
-) -> None:
+def test_another_agencys_token_cannot_touch_this_agencys_debts(client: FlaskClient, agency_id: int, token: str) -> None:
     push(client, token, {"upserts": [record("SHARED-1", principal_minor=4250)]})
     mine_id = DebtFactory(agency=db.session.get(Agency, agency_id), external_id="ONLY-A").id
     other_id = AgencyFactory(code="town").id
@@ -330,9 +332,7 @@ def test_a_body_that_is_not_a_push_is_a_400(client: FlaskClient, token: str, bod
 
 
 def test_a_bad_close_refuses_the_whole_push(client: FlaskClient, agency_id: int, token: str) -> None:
-    response = push(
-        client, token, {"upserts": [record("W-1")], "closes": [{"external_id": "W-1", "reason": "lost"}]}
-    )
+    response = push(client, token, {"upserts": [record("W-1")], "closes": [{"external_id": "W-1", "reason": "lost"}]})
     assert response.status_code == 400
     assert "paid_at_agency" in response.get_json()["message"]
     assert debt_of(agency_id, "W-1") is None
@@ -347,9 +347,7 @@ def small_batches(app: Flask) -> Iterator[None]:
         app.config.pop("API_MAX_BATCH")
 
 
-def test_a_batch_over_the_limit_is_a_413(
-    client: FlaskClient, agency_id: int, token: str, small_batches: None
-) -> None:
+def test_a_batch_over_the_limit_is_a_413(client: FlaskClient, agency_id: int, token: str, small_batches: None) -> None:
     at_limit = {"upserts": [record("W-1"), record("W-2")], "closes": [{"external_id": "W-1", "reason": "cancelled"}]}
     assert push(client, token, at_limit).status_code == 200
 
@@ -376,7 +374,7 @@ def test_a_body_over_the_byte_limit_is_a_413_before_it_is_read(
         ({"upserts": "[]"}, None),  # a form post
         ('{"upserts": []}', "text/plain"),
         ('{"upserts": []}', None),
-        ('<debts/>', "application/xml"),
+        ("<debts/>", "application/xml"),
     ],
 )
 def test_a_body_that_is_not_sent_as_json_is_a_415(
@@ -409,9 +407,7 @@ def rate_limited(app: Flask) -> Iterator[None]:
         app.config.pop("API_RATE_LIMIT")
 
 
-def test_pushes_are_rate_limited_per_token(
-    client: FlaskClient, agency_id: int, token: str, rate_limited: None
-) -> None:
+def test_pushes_are_rate_limited_per_token(client: FlaskClient, agency_id: int, token: str, rate_limited: None) -> None:
     statuses = [push(client, token, {"upserts": [record(f"W-{n}")]}).status_code for n in range(4)]
 
     assert statuses == [200, 200, 200, 429]

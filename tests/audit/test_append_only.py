@@ -25,7 +25,7 @@ from tests.factories import UserFactory
 MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0011_treasury_operations.py"
 
 
-def _migration():  # noqa: ANN202 - the migration module
+def _migration():
     spec = importlib.util.spec_from_file_location("migration_0011", MIGRATION)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -37,11 +37,11 @@ def guarded(app_ctx: Flask) -> Iterator[dict]:
     """An audit entry by a person, with the append-only triggers in place."""
     connection = db.session.connection()
     if not audit_triggers(connection):
-        _migration().create_append_only_triggers(
-            lambda sql: connection.execute(text(sql)), connection.dialect.name
-        )
+        _migration().create_append_only_triggers(lambda sql: connection.execute(text(sql)), connection.dialect.name)
     actor = UserFactory()
-    entry = record("staff.grant", agency_id=None, subject="someone@example.org", details={"role": "view"}, actor_user_id=actor.id)
+    entry = record(
+        "staff.grant", agency_id=None, subject="someone@example.org", details={"role": "view"}, actor_user_id=actor.id
+    )
     db.session.commit()
     yield {"entry_id": entry.id, "actor_id": actor.id}
 
@@ -86,7 +86,11 @@ def test_truncate_is_refused_on_postgresql(guarded: dict) -> None:
 
 def test_hiding_a_change_in_the_actors_erasure_is_refused(guarded: dict) -> None:
     _refused("UPDATE audit_entries SET actor_user_id = NULL, subject = 'forged' WHERE id = :id", id=guarded["entry_id"])
-    _refused("UPDATE audit_entries SET actor_user_id = :other WHERE id = :id", other=guarded["actor_id"] + 1, id=guarded["entry_id"])
+    _refused(
+        "UPDATE audit_entries SET actor_user_id = :other WHERE id = :id",
+        other=guarded["actor_id"] + 1,
+        id=guarded["entry_id"],
+    )
     assert _row(guarded["entry_id"]) == ("someone@example.org", guarded["actor_id"])
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import delete, func, select, update
 
 from app.audit.models import AuditEntry
 from app.audit.services import AuditLogIsAppendOnly, record
-from app.extensions import db
 from app.checkout.payment_flow import fail_payment
+from app.extensions import db
 from tests.factories import AgencyFactory, DebtFactory, UserFactory, paid_payment
 
 
@@ -30,7 +30,12 @@ def test_an_entry_is_committed_with_the_callers_work_and_rolled_back_with_it(app
     record("settings.update", agency_id=agency.id, subject=agency.code, details={"x": 1})
     db.session.commit()
     [entry] = _entries()
-    assert (entry.action, entry.agency_id, entry.subject, entry.details) == ("settings.update", agency.id, agency.code, {"x": 1})
+    assert (entry.action, entry.agency_id, entry.subject, entry.details) == (
+        "settings.update",
+        agency.id,
+        agency.code,
+        {"x": 1},
+    )
     assert entry.at is not None and entry.at.tzinfo is not None
 
 
@@ -87,7 +92,7 @@ def test_an_entry_cannot_be_deleted(entry: AuditEntry) -> None:
         pytest.param(delete(AuditEntry), id="bulk-delete"),
     ],
 )
-def test_bulk_statements_cannot_go_around_the_rule(entry: AuditEntry, statement) -> None:  # noqa: ANN001
+def test_bulk_statements_cannot_go_around_the_rule(entry: AuditEntry, statement) -> None:
     with pytest.raises(AuditLogIsAppendOnly):
         db.session.execute(statement)
     db.session.rollback()
@@ -121,7 +126,11 @@ def test_a_declined_charge_through_the_payments_service_is_recorded(app_ctx: Fla
     fail_payment(payment.id, provider_reference="sbx_1", reason="Declined.", card_last4="0002")
 
     [entry] = _entries("payment.status")
-    assert (entry.agency_id, entry.subject, entry.details) == (debt.agency_id, payment.reference, {"from": "pending", "to": "failed"})
+    assert (entry.agency_id, entry.subject, entry.details) == (
+        debt.agency_id,
+        payment.reference,
+        {"from": "pending", "to": "failed"},
+    )
 
 
 def test_a_rolled_back_status_change_leaves_no_entry(app_ctx: Flask) -> None:

@@ -20,26 +20,26 @@ from app.catalog.services import (
     seats_available,
     use_ticket,
 )
+from app.checkout.payment_flow import PaymentDeclined
 from app.checkout.services import CheckoutError, quote_item
+from app.erp_writeback.handlers import TOPIC_ERP_SALE_ACK
 from app.extensions import db
 from app.guest.services import pay_guest_quote
 from app.outbox.models import OutboxMessage
-from app.erp_writeback.handlers import TOPIC_ERP_SALE_ACK
 from app.outbox.services import deliver_due
 from app.payments.models import Payment
 from app.payments.refunds import refund_payment
-from app.checkout.payment_flow import PaymentDeclined
 from app.unit_of_work import unit_of_work
 from tests.factories import AgencyFactory, CatalogItemFactory, UserFactory, donation_item
 from tests.outbox.helpers import DECLINED_CARD, GOOD_CARD, NOW, SANDBOX, erp_server, rest_agency
 
 
-def order(item, quantity: int = 1, *, chosen: int | None = None, answers=None, user_id=None, now=NOW):  # noqa: ANN001, ANN201
+def order(item, quantity: int = 1, *, chosen: int | None = None, answers=None, user_id=None, now=NOW):
     db.session.commit()  # the items exist before anyone orders them (ordering locks them first)
     return quote_item(item.id, quantity=quantity, chosen_minor=chosen, answers=answers, user_id=user_id, now=now)
 
 
-def statuses(item) -> list[str]:  # noqa: ANN001
+def statuses(item) -> list[str]:
     return sorted(db.session.scalars(select(Ticket.status).where(Ticket.item_id == item.id)))
 
 
@@ -48,7 +48,13 @@ def test_an_order_is_priced_from_the_item_and_holds_its_seats(app_ctx: Flask) ->
     quote = order(item, 3)
     assert (quote.total_minor, quote.currency, quote.user_id) == (3750, "EUR", None)
     line = quote.lines[0]
-    assert (line.item_id, line.debt_id, line.quantity, line.principal_minor, line.surcharge_minor) == (item.id, None, 3, 3750, 0)
+    assert (line.item_id, line.debt_id, line.quantity, line.principal_minor, line.surcharge_minor) == (
+        item.id,
+        None,
+        3,
+        3750,
+        0,
+    )
     assert statuses(item) == ["held"] * 3
     assert seats_available(item, NOW) == 2
     # Held for 15 minutes: the order expires with its hold.
@@ -144,7 +150,7 @@ def test_a_seat_taken_while_the_card_was_declined_is_not_sold_twice(app_ctx: Fla
     assert statuses(item) == ["issued", "released"]
 
 
-def paid_tickets(item, quantity: int = 2) -> tuple[Payment, list[Ticket]]:  # noqa: ANN001
+def paid_tickets(item, quantity: int = 2) -> tuple[Payment, list[Ticket]]:
     payment = pay_guest_quote(order(item, quantity).token, GOOD_CARD, SANDBOX, NOW)
     return payment, list(db.session.scalars(select(Ticket).where(Ticket.item_id == item.id).order_by(Ticket.id)))
 
@@ -177,8 +183,13 @@ def test_a_held_or_refunded_ticket_is_not_let_in(app_ctx: Flask) -> None:
     assert use_ticket(held.code, [item.agency_id], UserFactory().id, NOW).outcome == CHECK_NOT_VALID
     payment, tickets = paid_tickets(item)
     refund_payment(
-        payment_id=payment.id, agency=item.agency, amount_minor=payment.amount_minor,
-        expected_available_minor=payment.amount_minor, reason="Concert cancelled", user_id=None, now=NOW,
+        payment_id=payment.id,
+        agency=item.agency,
+        amount_minor=payment.amount_minor,
+        expected_available_minor=payment.amount_minor,
+        reason="Concert cancelled",
+        user_id=None,
+        now=NOW,
     )
     paid = [ticket for ticket in tickets if ticket.payment_line_id is not None]
     assert len(paid) == 2
@@ -190,7 +201,11 @@ def test_a_held_or_refunded_ticket_is_not_let_in(app_ctx: Flask) -> None:
 
 @pytest.mark.parametrize(
     ("typed", "code"),
-    [("tk7kq2m9xa3f", "TK-7KQ2-M9XA-3F"), (" TK-7KQ2-M9XA-3F ", "TK-7KQ2-M9XA-3F"), ("tk 7kq2 m9xa 3f", "TK-7KQ2-M9XA-3F")],
+    [
+        ("tk7kq2m9xa3f", "TK-7KQ2-M9XA-3F"),
+        (" TK-7KQ2-M9XA-3F ", "TK-7KQ2-M9XA-3F"),
+        ("tk 7kq2 m9xa 3f", "TK-7KQ2-M9XA-3F"),
+    ],
 )
 def test_ticket_codes_are_read_however_typed(typed: str, code: str) -> None:
     assert normalise_ticket_code(typed) == code
@@ -248,7 +263,9 @@ def test_parallel_buyers_never_oversell(app: Flask, committed_db: None) -> None:
         thread.join(timeout=60)
     assert sorted(outcomes) == ["paid"] * 3 + ["sold_out"] * 5, outcomes
     with app.app_context():
-        issued = db.session.scalar(select(func.count(Ticket.id)).where(Ticket.item_id == item_id, Ticket.status == "issued"))
+        issued = db.session.scalar(
+            select(func.count(Ticket.id)).where(Ticket.item_id == item_id, Ticket.status == "issued")
+        )
         assert issued == 3
         db.session.remove()
 
@@ -277,14 +294,21 @@ def test_two_doors_scanning_one_ticket_at_once_let_it_in_once(app: Flask, commit
     assert sorted(outcomes) == [CHECK_ADMITTED, CHECK_ALREADY_USED]
 
 
-def test_a_file_erp_gets_a_sales_csv_once(app_ctx: Flask, tmp_path) -> None:  # noqa: ANN001
+def test_a_file_erp_gets_a_sales_csv_once(app_ctx: Flask, tmp_path) -> None:
     from app.db import utcnow
     from app.outbox.services import enqueue
 
     options = {"path": str(tmp_path / "export.csv"), "ack_folder": str(tmp_path / "acks")}
     agency = AgencyFactory(code="files", connector={"type": "file", "options": options})
-    payload = {"line_id": "CP-X:7", "payment_reference": "CP-X", "item_code": "summer-concert", "quantity": 2,
-               "amount_minor": 3000, "currency": "EUR", "paid_at": "2026-03-01T10:00:00+00:00"}
+    payload = {
+        "line_id": "CP-X:7",
+        "payment_reference": "CP-X",
+        "item_code": "summer-concert",
+        "quantity": 2,
+        "amount_minor": 3000,
+        "currency": "EUR",
+        "paid_at": "2026-03-01T10:00:00+00:00",
+    }
     for key in ("first", "again"):  # the same sale queued twice (a replay) is written once
         enqueue(topic=TOPIC_ERP_SALE_ACK, key=key, payload=payload, agency_id=agency.id, now=utcnow())
     db.session.commit()
@@ -355,7 +379,7 @@ def test_baskets_naming_items_in_opposite_orders_never_deadlock(app: Flask, comm
                 outcomes.append("paid")
             except CheckoutError as error:
                 outcomes.append(error.code)
-            except Exception as error:  # noqa: BLE001 - a deadlock would land here
+            except Exception as error:
                 outcomes.append(type(error).__name__)
             finally:
                 db.session.remove()
@@ -372,7 +396,9 @@ def test_each_paid_line_gets_the_tickets_of_its_own_order_line(app_ctx: Flask) -
     """One item twice in an order (two lines, two names): each line's tickets carry that line's answers."""
     from app.checkout.services import ItemOrder, quote_items
 
-    item = CatalogItemFactory(capacity=10, questions=[{"key": "holder", "label_el": "Όνομα", "label_en": "Name", "required": True}])
+    item = CatalogItemFactory(
+        capacity=10, questions=[{"key": "holder", "label_el": "Όνομα", "label_en": "Name", "required": True}]
+    )
     db.session.commit()
     quote = quote_items(
         [ItemOrder(item.id, 2, None, {"holder": "Anna"}), ItemOrder(item.id, 1, None, {"holder": "Nikos"})],

@@ -10,12 +10,12 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.checkout.models import Quote
+from app.checkout.payment_flow import PaymentDeclined, confirm_payment, pay_quote
 from app.checkout.services import CheckoutError, quote_debts
 from app.debts.models import Debt, Installment
 from app.extensions import db
 from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
-from app.checkout.payment_flow import PaymentDeclined, confirm_payment, pay_quote
 from tests.factories import DebtFactory, DebtorFactory, InstallmentFactory, UserFactory, link
 
 NOW = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -25,13 +25,13 @@ SANDBOX = get_provider("sandbox")
 
 
 @pytest.fixture()
-def citizen(db_session: None):  # noqa: ANN201
+def citizen(db_session: None):
     debtor, user = DebtorFactory(), UserFactory()
     link(user, debtor)
     return user, debtor
 
 
-def test_successful_payment_marks_debts_paid_and_uses_the_quote(citizen) -> None:  # noqa: ANN001
+def test_successful_payment_marks_debts_paid_and_uses_the_quote(citizen) -> None:
     user, debtor = citizen
     debt = DebtFactory(debtor=debtor, principal_minor=12000, due_date=date(2026, 1, 31))
     quote = quote_debts(user.id, [f"d{debt.id}"], NOW)
@@ -44,7 +44,7 @@ def test_successful_payment_marks_debts_paid_and_uses_the_quote(citizen) -> None
     assert db.session.get(Quote, quote.id).status == "used"
 
 
-def test_paying_one_installment_leaves_the_arrangement_open(citizen) -> None:  # noqa: ANN001
+def test_paying_one_installment_leaves_the_arrangement_open(citizen) -> None:
     user, debtor = citizen
     settled = DebtFactory(debtor=debtor, category="settled", principal_minor=10000, due_date=date(2026, 4, 30))
     first = InstallmentFactory(debt=settled, number=1, amount_minor=5000, due_date=date(2026, 3, 31))
@@ -56,7 +56,7 @@ def test_paying_one_installment_leaves_the_arrangement_open(citizen) -> None:  #
     assert (stored.status, stored.paid_minor) == ("open", 5000)
 
 
-def test_declined_card_changes_no_debt_and_the_quote_can_be_retried(citizen) -> None:  # noqa: ANN001
+def test_declined_card_changes_no_debt_and_the_quote_can_be_retried(citizen) -> None:
     user, debtor = citizen
     debt = DebtFactory(debtor=debtor)
     quote = quote_debts(user.id, [f"d{debt.id}"], NOW)
@@ -68,7 +68,7 @@ def test_declined_card_changes_no_debt_and_the_quote_can_be_retried(citizen) -> 
     assert pay_quote(user.id, quote.token, GOOD_CARD, SANDBOX, NOW).status == "succeeded"
 
 
-def test_second_quote_for_a_paid_debt_is_refused_before_any_charge(citizen) -> None:  # noqa: ANN001
+def test_second_quote_for_a_paid_debt_is_refused_before_any_charge(citizen) -> None:
     user, debtor = citizen
     debt = DebtFactory(debtor=debtor)
     first = quote_debts(user.id, [f"d{debt.id}"], NOW)
@@ -81,7 +81,7 @@ def test_second_quote_for_a_paid_debt_is_refused_before_any_charge(citizen) -> N
     assert db.session.get(Debt, debt.id).paid_minor == 12000
 
 
-def test_a_used_or_expired_quote_is_refused(citizen) -> None:  # noqa: ANN001
+def test_a_used_or_expired_quote_is_refused(citizen) -> None:
     user, debtor = citizen
     quote = quote_debts(user.id, [f"d{DebtFactory(debtor=debtor).id}"], NOW)
     with pytest.raises(CheckoutError, match="quote_expired"):
@@ -91,14 +91,14 @@ def test_a_used_or_expired_quote_is_refused(citizen) -> None:  # noqa: ANN001
         pay_quote(user.id, quote.token, GOOD_CARD, SANDBOX, NOW)
 
 
-def test_another_users_quote_is_unknown(citizen) -> None:  # noqa: ANN001
+def test_another_users_quote_is_unknown(citizen) -> None:
     user, debtor = citizen
     quote = quote_debts(user.id, [f"d{DebtFactory(debtor=debtor).id}"], NOW)
     with pytest.raises(CheckoutError, match="unknown_quote"):
         pay_quote(UserFactory().id, quote.token, GOOD_CARD, SANDBOX, NOW)
 
 
-def test_confirming_twice_changes_nothing_the_second_time(citizen) -> None:  # noqa: ANN001
+def test_confirming_twice_changes_nothing_the_second_time(citizen) -> None:
     user, debtor = citizen
     debt = DebtFactory(debtor=debtor)
     payment = pay_quote(user.id, quote_debts(user.id, [f"d{debt.id}"], NOW).token, GOOD_CARD, SANDBOX, NOW)
@@ -138,7 +138,5 @@ def test_two_concurrent_payments_of_one_debt_only_one_succeeds(app: Flask, commi
     with app.app_context():
         stored = db.session.get(Debt, debt_id)
         assert (stored.status, stored.paid_minor) == ("paid", 12000)
-        succeeded = db.session.scalar(
-            select(func.count()).select_from(Payment).where(Payment.status == "succeeded")
-        )
+        succeeded = db.session.scalar(select(func.count()).select_from(Payment).where(Payment.status == "succeeded"))
         assert succeeded == 1

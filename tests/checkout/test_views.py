@@ -21,14 +21,14 @@ MORNING = datetime(2026, 3, 1, 8, tzinfo=UTC)  # 10:00 in Athens
 
 
 @pytest.fixture(autouse=True)
-def _morning():  # noqa: ANN202
+def _morning():
     """Freeze the clock before logging in: a session signed in the future would be refused."""
     with time_machine.travel(MORNING, tick=False) as traveller:
         yield traveller
 
 
 @pytest.fixture()
-def maria(client: FlaskClient):  # noqa: ANN201
+def maria(client: FlaskClient):
     debtor, user = DebtorFactory(), UserFactory(language="en")
     link(user, debtor)
     agency = AgencyFactory()
@@ -39,19 +39,19 @@ def maria(client: FlaskClient):  # noqa: ANN201
     return ids
 
 
-def select_debts(client: FlaskClient, keys: list[str], **extra: str):  # noqa: ANN201
+def select_debts(client: FlaskClient, keys: list[str], **extra: str):
     data = {"item": keys, "csrf_token": csrf_token(client, "/debts"), **extra}
     return client.post("/checkout", data=data)
 
 
-def pay(client: FlaskClient, review_url: str, number: str = "4242 4242 4242 4242", **extra: str):  # noqa: ANN201
+def pay(client: FlaskClient, review_url: str, number: str = "4242 4242 4242 4242", **extra: str):
     data = {"holder": "Maria P", "number": number, "expiry": "12/30", "cvc": "123"}
     data.update(extra)
     data["csrf_token"] = csrf_token(client, review_url)
     return client.post(review_url + "/pay", data=data)
 
 
-def test_amounts_sent_by_the_browser_are_ignored(client: FlaskClient, maria) -> None:  # noqa: ANN001
+def test_amounts_sent_by_the_browser_are_ignored(client: FlaskClient, maria) -> None:
     late, _future = maria
     response = select_debts(client, [f"d{late}"], amount="1", total_minor="1", total="0.01")
     assert response.status_code == 303
@@ -63,7 +63,7 @@ def test_amounts_sent_by_the_browser_are_ignored(client: FlaskClient, maria) -> 
     assert payment.amount_minor == 12175  # 120,00 € + 2 months × 0.73 %
 
 
-def test_a_tampered_debt_id_gets_a_message_and_no_quote(client: FlaskClient, maria) -> None:  # noqa: ANN001
+def test_a_tampered_debt_id_gets_a_message_and_no_quote(client: FlaskClient, maria) -> None:
     strangers = DebtFactory(debtor=DebtorFactory(), description="Somebody else fee")
     response = select_debts(client, [f"d{strangers.id}"])
     assert response.headers["Location"].endswith("/debts")
@@ -73,13 +73,13 @@ def test_a_tampered_debt_id_gets_a_message_and_no_quote(client: FlaskClient, mar
     assert db.session.scalar(select(func.count()).select_from(Quote)) == 0
 
 
-def test_selecting_nothing_asks_to_select(client: FlaskClient, maria) -> None:  # noqa: ANN001
+def test_selecting_nothing_asks_to_select(client: FlaskClient, maria) -> None:
     response = select_debts(client, [])
     assert response.status_code == 303
     assert "Select at least one debt to pay." in page_text(client.get("/debts"))
 
 
-def test_an_expired_quote_is_refused_and_nothing_is_charged(client: FlaskClient, maria) -> None:  # noqa: ANN001
+def test_an_expired_quote_is_refused_and_nothing_is_charged(client: FlaskClient, maria) -> None:
     late, _future = maria
     with time_machine.travel(datetime(2026, 3, 1, 21, 50, tzinfo=UTC), tick=False):  # 23:50 Athens
         review_url = select_debts(client, [f"d{late}"]).headers["Location"]
@@ -97,7 +97,7 @@ def test_an_expired_quote_is_refused_and_nothing_is_charged(client: FlaskClient,
     assert db.session.get(Debt, late).status == "open"
 
 
-def test_a_declined_card_says_so_and_the_debt_stays_open(client: FlaskClient, maria) -> None:  # noqa: ANN001
+def test_a_declined_card_says_so_and_the_debt_stays_open(client: FlaskClient, maria) -> None:
     late, _future = maria
     review_url = select_debts(client, [f"d{late}"]).headers["Location"]
     response = pay(client, review_url, number="4000 0000 0000 0002")
@@ -118,7 +118,7 @@ def test_a_declined_card_says_so_and_the_debt_stays_open(client: FlaskClient, ma
     ],
 )
 def test_card_form_errors_are_sentences_and_charge_nothing(
-    client: FlaskClient, maria, field: str, value: str, message: str  # noqa: ANN001
+    client: FlaskClient, maria, field: str, value: str, message: str
 ) -> None:
     late, _future = maria
     review_url = select_debts(client, [f"d{late}"]).headers["Location"]
@@ -128,7 +128,7 @@ def test_card_form_errors_are_sentences_and_charge_nothing(
     assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
 
 
-def test_the_spine_through_the_pages(client: FlaskClient, maria) -> None:  # noqa: ANN001
+def test_the_spine_through_the_pages(client: FlaskClient, maria) -> None:
     late, future = maria
     dashboard = page_text(client.get("/debts"))
     assert "2 months late × 0.73 % of €120.00" in dashboard
@@ -143,7 +143,7 @@ def test_the_spine_through_the_pages(client: FlaskClient, maria) -> None:  # noq
     assert f'value="d{late}"' not in page_text(client.get("/debts"))
 
 
-def test_forms_without_a_csrf_token_are_refused(client: FlaskClient, maria) -> None:  # noqa: ANN001
+def test_forms_without_a_csrf_token_are_refused(client: FlaskClient, maria) -> None:
     late, _future = maria
     response = client.post("/checkout", data={"item": [f"d{late}"]})
     assert response.status_code == 400

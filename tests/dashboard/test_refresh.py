@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app.agencies.models import Agency
 from app.checkout.services import CheckoutError, quote_debts
-from app.debts.models import Debt
 from app.dashboard.services import dashboard_for_user
+from app.debts.models import Debt
 from app.extensions import db
 from app.sync.engine import sync_agency
 from erp_connectors.demo import MARIA_TAX_ID
@@ -22,13 +22,13 @@ NOW = datetime(2026, 3, 1, 10, tzinfo=UTC)
 
 
 @pytest.fixture()
-def erp():  # noqa: ANN201
+def erp():
     with DemoERPServer("eastcoast", debtors=2, seed=77, as_of=NOW.date()) as server:
         yield server
 
 
 @pytest.fixture()
-def maria(db_session: None, erp: DemoERPServer):  # noqa: ANN201
+def maria(db_session: None, erp: DemoERPServer):
     agency = AgencyFactory(
         code="eastcoast",
         connector={"type": "rest", "options": {"base_url": erp.url, "retries": 0, "timeout": [1, 1]}},
@@ -41,7 +41,7 @@ def maria(db_session: None, erp: DemoERPServer):  # noqa: ANN201
     return user.id, agency.id
 
 
-def test_fresh_data_is_not_asked_again(maria, erp: DemoERPServer) -> None:  # noqa: ANN001
+def test_fresh_data_is_not_asked_again(maria, erp: DemoERPServer) -> None:
     user_id, agency_id = maria
     before = erp.requests_served
     dashboard = dashboard_for_user(user_id, NOW + timedelta(minutes=1))
@@ -49,7 +49,7 @@ def test_fresh_data_is_not_asked_again(maria, erp: DemoERPServer) -> None:  # no
     assert dashboard.groups and dashboard.freshness[agency_id].refreshed is False
 
 
-def test_stale_data_is_refreshed_from_the_erp(maria, erp: DemoERPServer) -> None:  # noqa: ANN001
+def test_stale_data_is_refreshed_from_the_erp(maria, erp: DemoERPServer) -> None:
     user_id, agency_id = maria
     before = erp.requests_served
     dashboard = dashboard_for_user(user_id, NOW + timedelta(minutes=10))
@@ -57,7 +57,7 @@ def test_stale_data_is_refreshed_from_the_erp(maria, erp: DemoERPServer) -> None
     assert dashboard.freshness[agency_id].refreshed and dashboard.freshness[agency_id].error is None
 
 
-def test_a_slow_erp_shows_cached_data_as_of_the_last_sync(maria, erp: DemoERPServer) -> None:  # noqa: ANN001
+def test_a_slow_erp_shows_cached_data_as_of_the_last_sync(maria, erp: DemoERPServer) -> None:
     user_id, agency_id = maria
     erp.delay_seconds = 3
     dashboard = dashboard_for_user(user_id, NOW + timedelta(minutes=10))
@@ -66,7 +66,7 @@ def test_a_slow_erp_shows_cached_data_as_of_the_last_sync(maria, erp: DemoERPSer
     assert sum(len(group.items) for group in dashboard.groups) > 0  # the cached debts still show
 
 
-def test_checkout_is_refused_when_the_erp_reports_a_change(maria, erp: DemoERPServer) -> None:  # noqa: ANN001
+def test_checkout_is_refused_when_the_erp_reports_a_change(maria, erp: DemoERPServer) -> None:
     user_id, agency_id = maria
     [group] = dashboard_for_user(user_id, NOW).groups
     item = next(item for item in group.items if item.installment is None)
@@ -79,7 +79,7 @@ def test_checkout_is_refused_when_the_erp_reports_a_change(maria, erp: DemoERPSe
     assert error.value.code == "changed"
 
 
-def test_checkout_goes_ahead_when_nothing_changed(maria) -> None:  # noqa: ANN001
+def test_checkout_goes_ahead_when_nothing_changed(maria) -> None:
     user_id, _agency_id = maria
     [group] = dashboard_for_user(user_id, NOW).groups
     item = next(item for item in group.items if item.installment is None)
@@ -87,12 +87,12 @@ def test_checkout_goes_ahead_when_nothing_changed(maria) -> None:  # noqa: ANN00
     assert quote.total_minor == item.total_minor
 
 
-def test_dashboard_page_says_as_of_when_the_erp_is_slow(client, maria, erp: DemoERPServer, app) -> None:  # noqa: ANN001
+def test_dashboard_page_says_as_of_when_the_erp_is_slow(client, maria, erp: DemoERPServer, app) -> None:
     import time_machine
 
+    from app.accounts.models import User
     from tests.factories import PASSWORD
     from tests.helpers import log_in, page_text
-    from app.accounts.models import User
 
     user_id, _agency_id = maria
     email = db.session.get(User, user_id).email

@@ -92,7 +92,11 @@ def test_summary_totals_and_what_paying_today_saves(db_session: None) -> None:
     [summary] = dashboard.summaries
     # Today: 120 € × 2 months × 0.73 % = 1,75 €. On 1 April: 3 months → 2,63 € (+0,88), and the
     # 50 € debt is then 12 days late → 1 month → 0,37 €; the uncertified bill never carries any.
-    assert (summary.total_due_minor, summary.overdue_count, summary.overdue_minor) == (12000 + 175 + 5000 + 3000, 1, 12175)
+    assert (summary.total_due_minor, summary.overdue_count, summary.overdue_minor) == (
+        12000 + 175 + 5000 + 3000,
+        1,
+        12175,
+    )
     assert summary.saved_by_paying_now_minor == (263 - 175) + 37
 
 

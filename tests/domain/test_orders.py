@@ -67,7 +67,9 @@ def test_required_answers_are_required_and_kept_tidy() -> None:
 
 def test_an_answer_too_long_is_refused() -> None:
     with pytest.raises(OrderError) as refused:
-        price_order(**FIXED, quantity=1, chosen_minor=None, questions=HOLDER, answers={"holder": "x" * (ANSWER_MAX_LENGTH + 1)})
+        price_order(
+            **FIXED, quantity=1, chosen_minor=None, questions=HOLDER, answers={"holder": "x" * (ANSWER_MAX_LENGTH + 1)}
+        )
     assert refused.value.code == "answer_too_long"
 
 

@@ -227,7 +227,7 @@ def test_rf_for_debt_hashes_long_identifiers(agency_code, external_id):
     assert is_valid_rf(reference)
     assert len(payload) == len(agency) + 15 <= 21
     assert payload.startswith(agency)
-    assert int(payload[len(agency):], 36) == _hash_part(external_id)
+    assert int(payload[len(agency) :], 36) == _hash_part(external_id)
 
 
 def test_rf_for_debt_is_deterministic_and_tells_debts_apart():

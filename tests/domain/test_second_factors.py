@@ -29,7 +29,7 @@ from app.domain.second_factors import (
         ({"default": "amount", "traffic_fine": "plate"}, "traffic_fine", FACTOR_PLATE),
     ],
 )
-def test_the_kind_setting_wins_over_the_default(settings, kind: str, factor: str) -> None:  # noqa: ANN001
+def test_the_kind_setting_wins_over_the_default(settings, kind: str, factor: str) -> None:
     assert factor_for_kind(settings, kind) == factor
 
 

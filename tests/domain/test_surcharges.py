@@ -354,9 +354,7 @@ def test_uncertified_line_names_the_category():
 
 def test_an_agency_may_surcharge_uncertified_debts():
     policy = SurchargePolicy(categories=frozenset({"certified", "uncertified"}))
-    result = compute_surcharge(
-        policy, principal_minor=12000, due_date=DUE, on=D("2024-02-01"), category="uncertified"
-    )
+    result = compute_surcharge(policy, principal_minor=12000, due_date=DUE, on=D("2024-02-01"), category="uncertified")
     assert result.amount_minor == 88
 
 
@@ -590,16 +588,14 @@ def greek_ngettext(singular: str, plural: str, n: int) -> str:
 
 def test_explain_uses_the_given_translators_and_formats_itself():
     result = surcharge("2026-05-31", cap_percent=Decimal("20"))
-    assert explain(
-        result, currency="EUR", locale="el", gettext=greek_gettext, ngettext=greek_ngettext
-    ) == [
+    assert explain(result, currency="EUR", locale="el", gettext=greek_gettext, ngettext=greek_ngettext) == [
         "28 μήνες καθυστέρησης × 0,73 % επί 120,00\xa0€",
         "Ανώτατο όριο 24,00\xa0€ (20 % της οφειλής)",
     ]
     one_month = surcharge("2024-02-01")
-    assert explain(
-        one_month, currency="EUR", locale="el", gettext=greek_gettext, ngettext=greek_ngettext
-    ) == ["1 μήνας καθυστέρησης × 0,73 % επί 120,00\xa0€"]
+    assert explain(one_month, currency="EUR", locale="el", gettext=greek_gettext, ngettext=greek_ngettext) == [
+        "1 μήνας καθυστέρησης × 0,73 % επί 120,00\xa0€"
+    ]
 
 
 EXPLAINED_RESULTS = [

@@ -34,7 +34,9 @@ SPLITS = [
     pytest.param(12345, [percent("Fund X", "2"), fixed("Fund Y", 50)], [247, 50], 12048, id="percentage-and-fixed"),
     pytest.param(40, [fixed("Stamp", 50)], [40], 0, id="fixed-larger-than-the-line-is-capped"),
     pytest.param(100, [percent("Fund X", "80"), fixed("Stamp", 50)], [80, 20], 0, id="fixed-capped-at-what-is-left"),
-    pytest.param(100, [fixed("Stamp", 50), percent("Fund X", "80")], [50, 50], 0, id="percentage-capped-at-what-is-left"),
+    pytest.param(
+        100, [fixed("Stamp", 50), percent("Fund X", "80")], [50, 50], 0, id="percentage-capped-at-what-is-left"
+    ),
     pytest.param(100, [percent("Fund X", "100")], [100], 0, id="everything-withheld"),
     pytest.param(0, [percent("Fund X", "2"), fixed("Stamp", 50)], [0, 0], 0, id="an-empty-line"),
     pytest.param(9999, [], [], 9999, id="no-withholdings"),

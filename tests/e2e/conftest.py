@@ -43,6 +43,7 @@ NO_CHROMIUM = "Chromium is not installed (apt-get install chromium): browser tes
 #: How long an action or assertion waits for the page, in milliseconds.
 TIMEOUT_MS = 10_000
 
+
 def chromium_installed() -> bool:
     """Whether the Chromium binary the tests launch is there."""
     return CHROMIUM_PATH.is_file() and os.access(CHROMIUM_PATH, os.X_OK)
@@ -156,7 +157,9 @@ def live_server(app: Flask, committed_db: None) -> Iterator[str]:
         server.server_close()
         thread.join(timeout=10)
     if not done:
-        running = ", ".join(recorder.requests.get(ident or 0, "a request not read yet") for ident in request_threads.running.values())
+        running = ", ".join(
+            recorder.requests.get(ident or 0, "a request not read yet") for ident in request_threads.running.values()
+        )
         pytest.fail(f"30 s after the test ended the portal was still answering: {running}", pytrace=False)
     if recorder.errors:
         report = "\n".join(recorder.errors)
@@ -195,9 +198,7 @@ def browser() -> Iterator[Any]:
 
     playwright = sync_playwright().start()
     try:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS, headless=True
-        )
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS, headless=True)
         try:
             yield chromium
         finally:

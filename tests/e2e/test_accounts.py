@@ -16,7 +16,7 @@ from tests.e2e.steps import PASSWORD, Snap, assert_accessible, emailed_link, log
 from tests.mail.smtp import SMTPServer
 
 
-def main_menu_link(page: Page, name: str):  # noqa: ANN201 - a Playwright locator
+def main_menu_link(page: Page, name: str):
     return page.get_by_role("navigation", name="Main menu").get_by_role("link", name=name, exact=True)
 
 

@@ -63,7 +63,9 @@ def test_two_buyers_of_the_last_ticket_one_gets_it_the_other_hears_sold_out(
     second.get_by_label("How many").fill("1")
     second.get_by_label("Name on the ticket").fill("Nikos M.")
     second.get_by_role("button", name="Continue to payment").click()
-    expect(second.get_by_test_id("order-error")).to_have_text("Sold out: there are no tickets left. Nothing was charged.")
+    expect(second.get_by_test_id("order-error")).to_have_text(
+        "Sold out: there are no tickets left. Nothing was charged."
+    )
     expect(second.get_by_test_id("sold-out")).to_be_visible()
     assert_accessible(second)
     snap(second, "02-sold-out")
@@ -126,7 +128,9 @@ def test_treasury_adds_an_item_and_lets_a_ticket_in_once_at_the_door(page: Page,
     admin_email, admin_password = "treasury-eastcoast@example.org", "demo-treasury-2026"
     with app.app_context():
         concert = db.session.scalar(select(CatalogItem).where(CatalogItem.code == "summer-concert"))
-        quote = quote_item(concert.id, quantity=1, chosen_minor=None, answers={"holder": "Eleni K."}, user_id=None, now=utcnow())
+        quote = quote_item(
+            concert.id, quantity=1, chosen_minor=None, answers={"holder": "Eleni K."}, user_id=None, now=utcnow()
+        )
         card = CardDetails(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123", holder="E K")
         pay_guest_quote(quote.token, card, get_provider("sandbox"), utcnow())
         code = db.session.scalars(select(Ticket.code).where(Ticket.status == "issued")).one()

@@ -224,9 +224,7 @@ def test_declined_card_then_a_retry_that_succeeds(
     snap(page, "02-paid")
 
 
-def test_without_javascript_the_card_page_says_why_it_needs_it(
-    open_page, snap: Snap, stripe_live: str  # noqa: ANN001
-) -> None:
+def test_without_javascript_the_card_page_says_why_it_needs_it(open_page, snap: Snap, stripe_live: str) -> None:
     page = open_page(java_script_enabled=False)
     page.goto("/login")
     page.get_by_label("E-mail address").fill(MARIA[0])

@@ -19,13 +19,14 @@ import sys
 import time
 from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
 
+from erp_connectors import files as files_module
 from erp_connectors.base import (
     AckRejected,
     DebtRecord,
@@ -34,7 +35,6 @@ from erp_connectors.base import (
     PaymentAck,
     RecordError,
 )
-from erp_connectors import files as files_module
 from erp_connectors.files import (
     ACK_COLUMNS,
     DEFAULT_COLUMNS,
@@ -214,9 +214,7 @@ def test_each_bad_row_is_an_error_naming_its_row_with_the_raw_row(row: int, exte
 def test_bad_rows_do_not_stop_the_stream_and_keep_file_order() -> None:
     items = list(FileConnector("eastcoast", path=GREEK_EXPORT).iter_debts())
 
-    labels = [
-        item.reason.split(" of ")[0] if isinstance(item, RecordError) else item.external_id for item in items
-    ]
+    labels = [item.reason.split(" of ")[0] if isinstance(item, RecordError) else item.external_id for item in items]
     assert labels == [
         "ΤΑΠ-2026-0001",
         "ΚΛΗ-2026-0107",
@@ -381,8 +379,7 @@ def test_an_external_id_repeated_after_another_debt_is_a_duplicate_not_an_instal
 def test_a_row_with_values_beyond_the_header_is_an_error(tmp_path: Path) -> None:
     export = write_export(
         tmp_path,
-        SHORT_HEADER + "\n"
-        "Κ-2;094021880;Ελένη Γεωργίου;Βεβαιωμένη;property_fee;ΤΑΠ;10,00;;31/01/2026;;περισσευούμενο\n",
+        SHORT_HEADER + "\nΚ-2;094021880;Ελένη Γεωργίου;Βεβαιωμένη;property_fee;ΤΑΠ;10,00;;31/01/2026;;περισσευούμενο\n",
     )
 
     [error] = list(FileConnector("eastcoast", path=export).iter_debts())
@@ -425,7 +422,7 @@ def test_columns_and_labels_follow_the_agency_configuration(tmp_path: Path) -> N
 
 def test_a_kind_label_without_a_mapping_is_refused_by_validation(tmp_path: Path) -> None:
     export = write_export(
-        tmp_path, SHORT_HEADER + "\n" "Υ-1;094021880;Ελένη Γεωργίου;Βεβαιωμένη;Τέλη Ύδρευσης;Νερό;10,00;;31/01/2026\n"
+        tmp_path, SHORT_HEADER + "\nΥ-1;094021880;Ελένη Γεωργίου;Βεβαιωμένη;Τέλη Ύδρευσης;Νερό;10,00;;31/01/2026\n"
     )
 
     [error] = list(FileConnector("eastcoast", path=export).iter_debts())
@@ -492,7 +489,7 @@ def test_json_lines_give_records_and_one_error_per_bad_line_with_the_raw_line() 
 
     assert sorted(records) == ["ΝΕΡ-2026-0410", "ΝΕΡ-2026-0412"]
     assert records["ΝΕΡ-2026-0410"].principal_minor == 4_275
-    assert records["ΝΕΡ-2026-0410"].updated_at == datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+    assert records["ΝΕΡ-2026-0410"].updated_at == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     assert records["ΝΕΡ-2026-0412"].installments[0] == InstallmentRecord(1, date(2026, 1, 31), 10_001, 10_001)
     assert [error.reason for error in errors] == [
         "Line 3 of water_export.jsonl is not valid JSON (Expecting value, column 44).",
@@ -507,7 +504,7 @@ def test_json_lines_give_records_and_one_error_per_bad_line_with_the_raw_line() 
 def test_a_json_line_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
     export = tmp_path / "export.jsonl"
     good = WATER_EXPORT.read_bytes().splitlines()[0]
-    export.write_bytes("{\"external_id\": \"Ν-1\"}".encode("windows-1253") + b"\n" + good + b"\n")
+    export.write_bytes('{"external_id": "Ν-1"}'.encode("windows-1253") + b"\n" + good + b"\n")
 
     records, errors = read_all(FileConnector("eastcoast-water", path=export, format="jsonl"))
 
@@ -562,7 +559,7 @@ def drop_folder(tmp_path: Path) -> Path:
 def test_a_drop_folder_is_read_in_name_order_and_archived_after_the_full_read(drop_folder: Path) -> None:
     connector = FileConnector("eastcoast", drop_folder=drop_folder)
 
-    with time_machine.travel(datetime(2026, 3, 1, 10, 15, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 1, 10, 15, tzinfo=UTC), tick=False):
         records, errors = read_all(connector)
 
     assert len(records) == 6 and len(errors) == 8 + 4
@@ -608,7 +605,7 @@ def test_a_file_is_archived_only_when_the_consumer_asks_past_its_last_item(drop_
 
 
 def test_the_same_file_name_archived_twice_in_one_second_keeps_both(drop_folder: Path) -> None:
-    with time_machine.travel(datetime(2026, 3, 1, 10, 15, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 1, 10, 15, tzinfo=UTC), tick=False):
         read_all(FileConnector("eastcoast", drop_folder=drop_folder))
         shutil.copy(GREEK_EXPORT, drop_folder / "01-municipal.csv")
         read_all(FileConnector("eastcoast", drop_folder=drop_folder))
@@ -627,10 +624,10 @@ def test_fetch_debtor_reads_the_newest_archived_file_and_archives_nothing(tmp_pa
     assert connector.fetch_debtor("GR", "094021880") == []
 
     shutil.copy(WATER_EXPORT, drop / "water.jsonl")
-    with time_machine.travel(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 1, 10, 0, tzinfo=UTC), tick=False):
         read_all(connector)
     shutil.copy(GREEK_EXPORT, drop / "municipal.csv")
-    with time_machine.travel(datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 2, 10, 0, tzinfo=UTC), tick=False):
         read_all(connector)
     shutil.copy(WATER_EXPORT, drop / "waiting.jsonl")
 
@@ -663,10 +660,17 @@ def test_fetch_debtor_filters_one_export_file_by_tax_id() -> None:
 def test_an_ack_is_a_row_of_todays_utf8_bom_file_with_decimal_comma_amounts(tmp_path: Path) -> None:
     connector = FileConnector("eastcoast", path=GREEK_EXPORT, ack_folder=tmp_path / "acks")
 
-    with time_machine.travel(datetime(2026, 3, 1, 10, 5, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 1, 10, 5, tzinfo=UTC), tick=False):
         connector.acknowledge(make_ack())
-        connector.acknowledge(make_ack("CP-7KQ2-M9XA-3F:2", external_id="ΡΥΘ-2026-0042", installment_number=2,
-                                       principal_minor=15_000, surcharge_minor=0))
+        connector.acknowledge(
+            make_ack(
+                "CP-7KQ2-M9XA-3F:2",
+                external_id="ΡΥΘ-2026-0042",
+                installment_number=2,
+                principal_minor=15_000,
+                surcharge_minor=0,
+            )
+        )
 
     assert (tmp_path / "acks" / "acks-20260301.csv").read_bytes() == (
         "\ufeffline_id;payment_reference;external_id;installment_number;principal;surcharge;currency;paid_at\r\n"
@@ -680,10 +684,10 @@ def test_acks_are_idempotent_by_line_id_across_connectors_and_days(tmp_path: Pat
     first = FileConnector("eastcoast", path=GREEK_EXPORT, ack_folder=tmp_path)
     second = FileConnector("eastcoast", path=GREEK_EXPORT, ack_folder=tmp_path)
 
-    with time_machine.travel(datetime(2026, 3, 1, 23, 59, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 1, 23, 59, tzinfo=UTC), tick=False):
         first.acknowledge(make_ack())
         second.acknowledge(make_ack())
-    with time_machine.travel(datetime(2026, 3, 2, 0, 1, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 2, 0, 1, tzinfo=UTC), tick=False):
         second.acknowledge(make_ack())
         second.acknowledge(make_ack("CP-7KQ2-M9XA-3F:2"))
 
@@ -734,7 +738,7 @@ def test_the_connector_meets_the_protocol_and_never_reads_changes_only() -> None
     assert isinstance(connector, ERPConnector)
     assert connector.supports_changed_since is False
     everything = list(connector.iter_debts())
-    assert len(list(connector.iter_debts(changed_since=datetime(2030, 1, 1, tzinfo=timezone.utc)))) == len(everything)
+    assert len(list(connector.iter_debts(changed_since=datetime(2030, 1, 1, tzinfo=UTC)))) == len(everything)
 
 
 def test_the_factory_builds_a_connector_from_json_options(tmp_path: Path) -> None:

@@ -18,13 +18,13 @@ REVIEW_URL = re.compile(r"/pay/review/([A-Za-z0-9_-]{43})$")
 RECEIPT_URL = re.compile(r"/pay/receipt/(CP-[0-9A-Z-]+)$")
 
 
-def look_up(client: FlaskClient, code: str, factor: str, **environ: str):  # noqa: ANN201 - a response
+def look_up(client: FlaskClient, code: str, factor: str, **environ: str):
     """Submit the code and check detail on /pay."""
     data = {"code": code, "factor": factor, "csrf_token": csrf_token(client, "/pay")}
     return client.post("/pay", data=data, environ_overrides=environ or None)
 
 
-def pay(client: FlaskClient, review_path: str, number: str = GOOD_CARD, **extra: str):  # noqa: ANN201
+def pay(client: FlaskClient, review_path: str, number: str = GOOD_CARD, **extra: str):
     """Submit the card form of a review page."""
     data = {"holder": "A Guest", "number": number, "expiry": "12/30", "cvc": "123"}
     data.update(extra)
@@ -32,7 +32,7 @@ def pay(client: FlaskClient, review_path: str, number: str = GOOD_CARD, **extra:
     return client.post(review_path, data=data)
 
 
-def review_path(response) -> str:  # noqa: ANN001 - a test response
+def review_path(response) -> str:
     """The review page a successful look-up redirects to."""
     assert response.status_code == 303, response.get_data(as_text=True)
     location = response.headers["Location"]
@@ -40,7 +40,7 @@ def review_path(response) -> str:  # noqa: ANN001 - a test response
     return location
 
 
-def receipt_path(response) -> str:  # noqa: ANN001 - a test response
+def receipt_path(response) -> str:
     """The receipt page a successful payment redirects to."""
     assert response.status_code == 303, response.get_data(as_text=True)
     location = response.headers["Location"]

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from app.checkout.payment_flow import pay_quote
 from app.checkout.services import CheckoutError, quote_debts
 from app.debts.models import Debt
 from app.extensions import db
@@ -24,7 +25,6 @@ from app.guest.services import (
 )
 from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
-from app.checkout.payment_flow import pay_quote
 from tests.factories import DebtFactory, DebtorFactory, UserFactory, link
 from tests.guest.steps import MORNING, TAX_ID
 

@@ -20,11 +20,11 @@ from tests.helpers import csrf_token, log_in, page_text
 HOLDER = [{"key": "holder", "label_el": "Ονοματεπώνυμο", "label_en": "Name on the ticket", "required": True}]
 
 
-def item_path(item) -> str:  # noqa: ANN001 - a CatalogItem
+def item_path(item) -> str:
     return f"/buy/{item.agency.code}/{item.code}"
 
 
-def order(client: FlaskClient, path: str, **fields: str):  # noqa: ANN201 - a response
+def order(client: FlaskClient, path: str, **fields: str):
     """Submit the order form of the item page at ``path``."""
     data = {"csrf_token": csrf_token(client, path), **fields}
     return client.post(path, data=data)
@@ -32,7 +32,7 @@ def order(client: FlaskClient, path: str, **fields: str):  # noqa: ANN201 - a re
 
 def test_the_catalog_lists_what_is_on_sale_by_agency(client: FlaskClient) -> None:
     concert = CatalogItemFactory(name_en="Summer concert", price_minor=1500)
-    path = item_path(concert)
+    item_path(concert)
     donation = donation_item(agency=concert.agency, name_en="Give to the animal shelter")
     CatalogItemFactory(agency=concert.agency, name_en="Hidden item", active=False)
     CatalogItemFactory(name_en="Past event", available_until=MORNING - timedelta(days=1))
@@ -131,7 +131,9 @@ def test_the_last_ticket_goes_to_one_buyer_and_the_other_hears_it_is_sold_out(cl
 
 
 def test_an_account_only_item_asks_to_sign_in_and_lands_in_the_account(client: FlaskClient) -> None:
-    item = CatalogItemFactory(kind="permit", name_en="Street market stall permit", requires_account=True, price_minor=4000)
+    item = CatalogItemFactory(
+        kind="permit", name_en="Street market stall permit", requires_account=True, price_minor=4000
+    )
     path = item_path(item)
     response = client.get(path)
     assert response.status_code == 303 and "/login" in response.headers["Location"]
@@ -153,9 +155,8 @@ def test_another_account_cannot_pay_an_account_order(client: FlaskClient) -> Non
     review = review_path(order(client, path, quantity="1"))
     intruder = client.application.test_client()
     log_in(intruder, UserFactory().email, PASSWORD)
-    with intruder.session_transaction() as session:
-        with client.session_transaction() as owner_session:
-            session["guest_quotes"] = owner_session["guest_quotes"]  # even with the token in hand
+    with intruder.session_transaction() as session, client.session_transaction() as owner_session:
+        session["guest_quotes"] = owner_session["guest_quotes"]  # even with the token in hand
     assert intruder.get(review).status_code == 404
 
 
@@ -168,7 +169,7 @@ def test_unknown_or_inactive_items_are_not_found(client: FlaskClient) -> None:
     assert client.get(f"/buy/{AgencyFactory().code}/{item.code}").status_code == 404
 
 
-def test_an_expired_hold_asks_to_order_again(client: FlaskClient, morning) -> None:  # noqa: ANN001
+def test_an_expired_hold_asks_to_order_again(client: FlaskClient, morning) -> None:
     item = CatalogItemFactory(capacity=5)
     path = item_path(item)
     review = review_path(order(client, path, quantity="1"))
@@ -180,7 +181,7 @@ def test_an_expired_hold_asks_to_order_again(client: FlaskClient, morning) -> No
     assert db.session.scalar(select(func.count(Ticket.id)).where(Ticket.status == "issued")) == 0
 
 
-def test_orders_are_rate_limited_per_address(client: FlaskClient, set_limits) -> None:  # noqa: ANN001
+def test_orders_are_rate_limited_per_address(client: FlaskClient, set_limits) -> None:
     """Each order holds seats: a bot ordering again and again would empty a concert."""
     set_limits(CATALOG_ORDER_RATE_LIMIT="2 per hour")
     item = CatalogItemFactory(capacity=100)

@@ -16,7 +16,7 @@ from tests.mail.smtp import SMTPServer
 from tests.stripe_server import browser_confirm_card_setup
 
 
-def card(client: FlaskClient, review: str, step: str, **body: str):  # noqa: ANN201
+def card(client: FlaskClient, review: str, step: str, **body: str):
     token = csrf_token(client, review)
     return client.post(f"{review}/card/{step}", json=body, headers={"X-CSRFToken": token})
 
@@ -31,13 +31,21 @@ def test_a_guest_pays_with_stripe_and_gets_the_receipt_by_e_mail(
 
     start = card(client, review, "start", email="Guest@Example.org")
     assert start.status_code == 200, start.json
-    assert browser_confirm_card_setup(localstripe_url, start.json["client_secret"], "4242424242424242")["status"] == "succeeded"
+    assert (
+        browser_confirm_card_setup(localstripe_url, start.json["client_secret"], "4242424242424242")["status"]
+        == "succeeded"
+    )
     step = card(client, review, "charge", payment=start.json["payment"])
     assert step.json["status"] == "succeeded"
     assert page_text(client.get(step.json["redirect"])).count("Paid") >= 1
 
     payment = db.session.scalars(select(Payment)).one()
-    assert (payment.channel, payment.user_id, payment.provider, payment.amount_minor) == ("guest", None, "stripe", 12175)
+    assert (payment.channel, payment.user_id, payment.provider, payment.amount_minor) == (
+        "guest",
+        None,
+        "stripe",
+        12175,
+    )
     assert db.session.get(Debt, debt_id).status == "paid"
     mail = mailbox.only("guest@example.org")
     assert payment.reference in mail.text
@@ -52,7 +60,9 @@ def test_the_guest_card_form_is_closed_and_another_session_cannot_charge(
     start = card(client, review, "start")
     other = app.test_client()
     token = csrf_token(other, "/pay")
-    answer = other.post(f"{review}/card/charge", json={"payment": start.json["payment"]}, headers={"X-CSRFToken": token})
+    answer = other.post(
+        f"{review}/card/charge", json={"payment": start.json["payment"]}, headers={"X-CSRFToken": token}
+    )
     assert answer.status_code == 404
 
 

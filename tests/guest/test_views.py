@@ -52,7 +52,7 @@ def unknown_code() -> str:
     return format_rf(rf_for_debt("nowhere", "NO-SUCH-DEBT"))
 
 
-def _comparable(response, code: str) -> str:  # noqa: ANN001 - a test response
+def _comparable(response, code: str) -> str:
     """The page without what the visitor typed as the code and without the CSRF token."""
     html = response.get_data(as_text=True)
     html = re.sub(r'name="csrf_token"[^>]*value="[^"]+"', 'name="csrf_token"', html)
@@ -79,7 +79,12 @@ def test_a_guest_pays_by_rf_code_and_tax_id_digits_in_three_screens(client: Flas
     assert "Payment successful" in page and "Paid" in page and "€121.75" in page
 
     payment = db.session.scalars(select(Payment)).one()
-    assert (payment.channel, payment.user_id, payment.amount_minor, payment.status) == ("guest", None, 12175, "succeeded")
+    assert (payment.channel, payment.user_id, payment.amount_minor, payment.status) == (
+        "guest",
+        None,
+        12175,
+        "succeeded",
+    )
     assert db.session.get(Debt, debt_id).status == "paid"
     pdf = client.get(receipt + "/receipt.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
@@ -149,7 +154,9 @@ def test_a_paid_debt_has_nothing_to_pay(client: FlaskClient) -> None:
     assert "There is nothing left to pay on this payment code" in page_text(response)
 
 
-def test_an_e_mail_copy_of_the_receipt_with_the_pdf(client: FlaskClient, property_fee: Debt, mailbox: SMTPServer) -> None:
+def test_an_e_mail_copy_of_the_receipt_with_the_pdf(
+    client: FlaskClient, property_fee: Debt, mailbox: SMTPServer
+) -> None:
     review = review_path(look_up(client, property_fee.rf_reference, "2606"))
     receipt = receipt_path(pay(client, review, email="Guest@Example.org"))
     assert "A copy of the receipt is on its way to Guest@Example.org." in page_text(client.get(receipt))
@@ -178,13 +185,13 @@ def test_a_wrong_code_and_a_wrong_check_detail_get_the_same_answer(client: Flask
     assert _comparable(wrong_factor, right_code) == _comparable(malformed_code, "RF00 NOT A CODE")
 
 
-def test_both_failures_run_the_same_sql_statements(app, client: FlaskClient, property_fee: Debt) -> None:  # noqa: ANN001
+def test_both_failures_run_the_same_sql_statements(app, client: FlaskClient, property_fee: Debt) -> None:
     """The same statements, in the same order, whether the code exists or not: the same timing class."""
     from sqlalchemy import event
 
     statements: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
         # Savepoint names count up through the test's transaction; the statements are what matter.
         statements.append(re.sub(r"sa_savepoint_\d+", "sa_savepoint", re.sub(r"\s+", " ", statement)))
 
@@ -247,7 +254,7 @@ def test_lookups_are_rate_limited_per_code_from_any_address(
 
 def test_a_code_locks_after_repeated_wrong_details_without_saying_so(
     client: FlaskClient, property_fee: Debt, set_limits: Callable[..., None], morning
-) -> None:  # noqa: ANN001
+) -> None:
     set_limits(GUEST_LOCK_AFTER=5, GUEST_LOCK_MINUTES=30)
     code = property_fee.rf_reference
     for _ in range(5):
@@ -278,7 +285,9 @@ def test_an_unknown_code_locks_too_so_a_lock_reveals_nothing(
     assert code not in row.code_hash and len(row.code_hash) == 64  # only a hash is stored
 
 
-def test_a_success_clears_earlier_failures(client: FlaskClient, property_fee: Debt, set_limits: Callable[..., None]) -> None:
+def test_a_success_clears_earlier_failures(
+    client: FlaskClient, property_fee: Debt, set_limits: Callable[..., None]
+) -> None:
     from app.guest.models import GuestLookupFailure
 
     set_limits(GUEST_LOCK_AFTER=3)
@@ -312,9 +321,7 @@ def test_amounts_sent_by_the_browser_are_ignored(client: FlaskClient, property_f
     assert db.session.scalars(select(Payment)).one().amount_minor == 12175
 
 
-def test_a_made_up_or_another_sessions_quote_token_is_not_found(
-    app, client: FlaskClient, property_fee: Debt  # noqa: ANN001
-) -> None:
+def test_a_made_up_or_another_sessions_quote_token_is_not_found(app, client: FlaskClient, property_fee: Debt) -> None:
     other_code = DebtFactory(debtor=property_fee.debtor).rf_reference
     review = review_path(look_up(client, property_fee.rf_reference, "2606"))
     made_up = re.sub(r"[A-Za-z0-9_-]{43}$", "A" * 43, review)
@@ -331,7 +338,7 @@ def test_a_made_up_or_another_sessions_quote_token_is_not_found(
     assert db.session.scalar(select(func.count()).select_from(Payment)) == 0  # nothing was charged
 
 
-def test_an_account_quote_cannot_be_paid_as_a_guest(client: FlaskClient, app) -> None:  # noqa: ANN001
+def test_an_account_quote_cannot_be_paid_as_a_guest(client: FlaskClient, app) -> None:
     debtor, user = DebtorFactory(), UserFactory()
     link(user, debtor)
     debt = DebtFactory(debtor=debtor)
@@ -342,7 +349,7 @@ def test_an_account_quote_cannot_be_paid_as_a_guest(client: FlaskClient, app) ->
     assert client.get(f"/pay/review/{token}").status_code == 404
 
 
-def test_a_guest_cannot_see_another_guests_receipt(app, client: FlaskClient, property_fee: Debt) -> None:  # noqa: ANN001
+def test_a_guest_cannot_see_another_guests_receipt(app, client: FlaskClient, property_fee: Debt) -> None:
     receipt = receipt_path(pay(client, review_path(look_up(client, property_fee.rf_reference, "2606"))))
     stranger = app.test_client()
     assert stranger.get(receipt).status_code == 404
@@ -361,7 +368,7 @@ def test_a_declined_card_keeps_the_debt_open_and_can_be_retried(client: FlaskCli
     assert "This payment has already been made." in page_text(client.get(review))
 
 
-def test_the_code_of_a_debt_being_paid_elsewhere_says_so(client: FlaskClient, property_fee: Debt, app) -> None:  # noqa: ANN001
+def test_the_code_of_a_debt_being_paid_elsewhere_says_so(client: FlaskClient, property_fee: Debt, app) -> None:
     first = review_path(look_up(client, property_fee.rf_reference, "2606"))
     second = review_path(look_up(client, property_fee.rf_reference, "2606"))  # e.g. a second tab
     receipt_path(pay(client, first))
@@ -374,14 +381,14 @@ def test_the_code_of_a_debt_being_paid_elsewhere_says_so(client: FlaskClient, pr
 # -- finding a receipt later ----------------------------------------------------------------------
 
 
-def _find(client: FlaskClient, reference: str, detail: str, **environ: str):  # noqa: ANN202
+def _find(client: FlaskClient, reference: str, detail: str, **environ: str):
     data = {"reference": reference, "detail": detail, "csrf_token": csrf_token(client, "/pay/receipt")}
     return client.post("/pay/receipt", data=data, environ_overrides=environ or None)
 
 
 @pytest.mark.parametrize("detail", ["guest@example.org", "GUEST@example.org ", "4242", "•••• 4242"])
 def test_a_receipt_is_found_later_by_number_and_email_or_card_digits(
-    app, client: FlaskClient, property_fee: Debt, detail: str  # noqa: ANN001
+    app, client: FlaskClient, property_fee: Debt, detail: str
 ) -> None:
     review = review_path(look_up(client, property_fee.rf_reference, "2606"))
     reference = receipt_path(pay(client, review, email="guest@example.org")).rsplit("/", 1)[1]

@@ -51,9 +51,7 @@ def test_smtp_backend_delivers_utf8_message(smtp_server: SMTPServer) -> None:
     assert received.envelope_from == "no-reply@civicpay.example"
 
 
-def test_send_mail_uses_the_configured_sender_and_adds_an_html_alternative(
-    app_ctx: Flask, mailbox: SMTPServer
-) -> None:
+def test_send_mail_uses_the_configured_sender_and_adds_an_html_alternative(app_ctx: Flask, mailbox: SMTPServer) -> None:
     send_mail("john@example.org", "Your receipt", "Thank you.\n", "<p>Thank you.</p>")
     received = mailbox.only("john@example.org")
     assert received.message["From"] == app_ctx.config["MAIL_FROM"]
@@ -67,7 +65,7 @@ def test_send_mail_uses_the_configured_sender_and_adds_an_html_alternative(
 def smtp_server_with_login() -> Iterator[SMTPServer]:
     """A server that wants AUTH (over plain text on loopback only, as the backend allows)."""
 
-    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN202
+    def authenticator(server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"portal", b"s3cret")
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 

@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 from tests.helpers import csrf_token, page_text
 
 
-def switch(client: FlaskClient, language: str, next_path: str = "/"):  # noqa: ANN201
+def switch(client: FlaskClient, language: str, next_path: str = "/"):
     return client.post(
         "/language", data={"language": language, "next": next_path, "csrf_token": csrf_token(client, "/")}
     )

@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from app.agencies.models import Agency
+from app.checkout.payment_flow import pay_quote
 from app.checkout.services import quote_debts
 from app.debts.models import Debt, Debtor
 from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
-from app.checkout.payment_flow import pay_quote
 from erp_connectors.base import DebtRecord
 from erp_connectors.demo.server import DemoERPServer
 from tests.factories import AgencyFactory, DebtFactory

@@ -11,7 +11,9 @@ import time_machine
 from flask import Flask
 from sqlalchemy import func, select
 
+from app.checkout.payment_flow import PaymentDeclined, confirm_payment, pay_quote
 from app.checkout.services import quote_debts
+from app.erp_writeback.handlers import enqueue_payment_acks
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.outbox.services import (
@@ -22,8 +24,6 @@ from app.outbox.services import (
     retry_delay,
     retry_message,
 )
-from app.checkout.payment_flow import PaymentDeclined, confirm_payment, pay_quote
-from app.erp_writeback.handlers import enqueue_payment_acks
 from erp_connectors.base import payment_ack_from_dict
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, InstallmentFactory, UserFactory, link
 from tests.outbox.helpers import (
@@ -48,7 +48,7 @@ def _clock() -> Iterator[None]:
 
 
 @pytest.fixture()
-def citizen(app_ctx: Flask):  # noqa: ANN201
+def citizen(app_ctx: Flask):
     debtor, user = DebtorFactory(), UserFactory(notify_email=False)  # ERP acks only: no receipt e-mail
     link(user, debtor)
     return user, debtor
@@ -68,7 +68,7 @@ def _messages() -> list[OutboxMessage]:
 # -- enqueueing -----------------------------------------------------------------------------------
 
 
-def test_a_payment_across_two_agencies_leaves_one_message_per_agency(citizen) -> None:  # noqa: ANN001
+def test_a_payment_across_two_agencies_leaves_one_message_per_agency(citizen) -> None:
     user, debtor = citizen
     east, mountain = AgencyFactory(code="eastcoast"), AgencyFactory(code="mountvalley")
     first = DebtFactory(agency=east, debtor=debtor, external_id="EC-1", principal_minor=12000)
@@ -95,7 +95,7 @@ def test_a_payment_across_two_agencies_leaves_one_message_per_agency(citizen) ->
     assert messages[0].payload["paid_at"] == payment.completed_at.isoformat()
 
 
-def test_an_installment_line_names_its_installment(citizen) -> None:  # noqa: ANN001
+def test_an_installment_line_names_its_installment(citizen) -> None:
     user, debtor = citizen
     settled = DebtFactory(debtor=debtor, category="settled", principal_minor=10000)
     first = InstallmentFactory(debt=settled, number=1, amount_minor=5000)
@@ -109,14 +109,14 @@ def test_an_installment_line_names_its_installment(citizen) -> None:  # noqa: AN
     assert (ack.external_id, ack.installment_number, ack.principal_minor) == (settled.external_id, 1, 5000)
 
 
-def test_a_declined_payment_leaves_no_message(citizen) -> None:  # noqa: ANN001
+def test_a_declined_payment_leaves_no_message(citizen) -> None:
     user, debtor = citizen
     with pytest.raises(PaymentDeclined):
         pay(user.id, [DebtFactory(debtor=debtor)], card=DECLINED_CARD)
     assert _messages() == []
 
 
-def test_confirming_twice_leaves_no_second_message(citizen) -> None:  # noqa: ANN001
+def test_confirming_twice_leaves_no_second_message(citizen) -> None:
     user, debtor = citizen
     payment = pay(user.id, [DebtFactory(debtor=debtor)])
     confirm_payment(payment.id, provider_reference="again", card_brand="visa", card_last4="4242")
@@ -163,7 +163,7 @@ def test_retry_delay_is_spread_by_at_most_ten_percent() -> None:
 
 
 def test_transient_failures_back_off_then_the_message_is_dead_after_the_maximum(
-    app: Flask, citizen, server: RecordingERPServer, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    app: Flask, citizen, server: RecordingERPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(app.config, "OUTBOX_MAX_ATTEMPTS", 4)
     user, debtor = citizen
@@ -193,9 +193,7 @@ def test_transient_failures_back_off_then_the_message_is_dead_after_the_maximum(
     assert server.erp.ack_count == 0
 
 
-def test_an_erp_refusal_kills_the_message_at_once_with_its_reason(
-    citizen, server: RecordingERPServer  # noqa: ANN001
-) -> None:
+def test_an_erp_refusal_kills_the_message_at_once_with_its_reason(citizen, server: RecordingERPServer) -> None:
     user, debtor = citizen
     agency = rest_agency(server)
     stranger = DebtFactory(agency=agency, debtor=debtor, external_id="EC-NOT-IN-THE-ERP")
@@ -211,7 +209,7 @@ def test_an_erp_refusal_kills_the_message_at_once_with_its_reason(
 
 
 def test_an_unexpected_error_is_retried_and_logged_with_its_traceback(
-    citizen, caplog: pytest.LogCaptureFixture  # noqa: ANN001
+    citizen, caplog: pytest.LogCaptureFixture
 ) -> None:
     user, debtor = citizen
     broken = AgencyFactory(code="eastcoast", connector={"type": "rest", "options": {}})  # no base_url
@@ -239,8 +237,15 @@ def test_a_message_nobody_delivers_cannot_be_enqueued(app_ctx: Flask) -> None:
 def test_a_stored_message_whose_topic_is_no_longer_delivered_is_dead(app_ctx: Flask) -> None:
     """A message left by an older version, of a topic nothing registers now, waits for a person."""
     db.session.add(
-        OutboxMessage(topic="carrier_pigeon", key="pigeon:1", payload={}, status="pending", attempts=0,
-                      next_attempt_at=NOW, created_at=NOW)
+        OutboxMessage(
+            topic="carrier_pigeon",
+            key="pigeon:1",
+            payload={},
+            status="pending",
+            attempts=0,
+            next_attempt_at=NOW,
+            created_at=NOW,
+        )
     )
     db.session.commit()
     assert deliver_due(now=NOW).dead == 1
@@ -249,9 +254,7 @@ def test_a_stored_message_whose_topic_is_no_longer_delivered_is_dead(app_ctx: Fl
     assert message.last_error == "No handler delivers messages of topic 'carrier_pigeon'."
 
 
-def test_retry_message_queues_a_dead_message_again_and_keeps_its_attempts(
-    citizen, server: RecordingERPServer  # noqa: ANN001
-) -> None:
+def test_retry_message_queues_a_dead_message_again_and_keeps_its_attempts(citizen, server: RecordingERPServer) -> None:
     user, debtor = citizen
     agency = rest_agency(server)
     payment = pay(user.id, debts_known_to_erp(agency, debtor, open_erp_records(server, 1)))

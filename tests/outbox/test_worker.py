@@ -43,7 +43,7 @@ def server() -> Iterator[RecordingERPServer]:
 
 
 @pytest.fixture()
-def citizen(app_ctx: Flask):  # noqa: ANN201
+def citizen(app_ctx: Flask):
     debtor, user = DebtorFactory(), UserFactory(notify_email=False)  # ERP acks only: no receipt e-mail
     link(user, debtor)
     return user, debtor
@@ -58,9 +58,7 @@ def _statuses() -> list[tuple[str, int]]:
     return [(message.status, message.attempts) for message in messages]
 
 
-def test_the_worker_tells_the_erp_each_line_once_and_then_sends_nothing(
-    citizen, server: RecordingERPServer  # noqa: ANN001
-) -> None:
+def test_the_worker_tells_the_erp_each_line_once_and_then_sends_nothing(citizen, server: RecordingERPServer) -> None:
     user, debtor = citizen
     debts = debts_known_to_erp(rest_agency(server), debtor, open_erp_records(server, 3))
     payments = [pay(user.id, debts[:2]), pay(user.id, debts[2:])]
@@ -79,7 +77,7 @@ def test_the_worker_tells_the_erp_each_line_once_and_then_sends_nothing(
 
 
 def test_erp_down_during_a_batch_then_back_loses_nothing_and_books_each_line_once(
-    citizen, server: RecordingERPServer  # noqa: ANN001
+    citizen, server: RecordingERPServer
 ) -> None:
     user, debtor = citizen
     debts = debts_known_to_erp(rest_agency(server), debtor, open_erp_records(server, 5))
@@ -91,8 +89,7 @@ def test_erp_down_during_a_batch_then_back_loses_nothing_and_books_each_line_onc
         assert [deliver_due().retried for _ in range(3)] == [1, 1, 1]
         assert _statuses() == [("pending", 1)] * 3
         waits = [
-            (message.next_attempt_at - NOW).total_seconds()
-            for message in db.session.scalars(select(OutboxMessage))
+            (message.next_attempt_at - NOW).total_seconds() for message in db.session.scalars(select(OutboxMessage))
         ]
         assert all(27 <= wait <= 34 for wait in waits)  # 30 s ± 10 %, plus the test's own seconds
         assert deliver_due().handled == 0  # nobody hammers a down ERP before the backoff ends
@@ -115,9 +112,7 @@ def test_erp_down_during_a_batch_then_back_loses_nothing_and_books_each_line_onc
     assert server.recorded_counts() == {line_id: 1 for line_id in lines}
 
 
-def test_one_agencys_erp_being_down_does_not_hold_up_another(
-    citizen, server: RecordingERPServer  # noqa: ANN001
-) -> None:
+def test_one_agencys_erp_being_down_does_not_hold_up_another(citizen, server: RecordingERPServer) -> None:
     user, debtor = citizen
     east = debts_known_to_erp(rest_agency(server), debtor, open_erp_records(server, 2))
     with erp_server("mountvalley") as mountain_server:
@@ -137,7 +132,7 @@ def test_one_agencys_erp_being_down_does_not_hold_up_another(
 
 
 def test_a_failure_halfway_through_a_message_repeats_only_lines_the_erp_ignores(
-    citizen, server: RecordingERPServer  # noqa: ANN001
+    citizen, server: RecordingERPServer
 ) -> None:
     user, debtor = citizen
     debts = debts_known_to_erp(rest_agency(server), debtor, open_erp_records(server, 2))
@@ -157,9 +152,7 @@ def test_a_failure_halfway_through_a_message_repeats_only_lines_the_erp_ignores(
     assert server.recorded_counts() == {first_line: 1, second_line: 1}
 
 
-def test_a_crash_after_the_erp_booked_but_before_our_commit_is_harmless(
-    citizen, server: RecordingERPServer  # noqa: ANN001
-) -> None:
+def test_a_crash_after_the_erp_booked_but_before_our_commit_is_harmless(citizen, server: RecordingERPServer) -> None:
     user, debtor = citizen
     debts = debts_known_to_erp(rest_agency(server), debtor, open_erp_records(server, 1))
     payment = pay(user.id, debts)
@@ -176,9 +169,7 @@ def test_a_crash_after_the_erp_booked_but_before_our_commit_is_harmless(
     assert _statuses() == [("delivered", 1)]
 
 
-def test_flask_worker_once_delivers_and_says_what_it_did(
-    app: Flask, citizen, server: RecordingERPServer  # noqa: ANN001
-) -> None:
+def test_flask_worker_once_delivers_and_says_what_it_did(app: Flask, citizen, server: RecordingERPServer) -> None:
     user, debtor = citizen
     payment = pay(user.id, debts_known_to_erp(rest_agency(server), debtor, open_erp_records(server, 1)))
     (line_id,) = _line_ids([payment])
@@ -192,7 +183,7 @@ def test_flask_worker_once_delivers_and_says_what_it_did(
     assert (quiet.exit_code, quiet.output) == (0, "")  # nothing happened, nothing printed
 
 
-def test_flask_outbox_list_and_retry(app: Flask, citizen, server: RecordingERPServer) -> None:  # noqa: ANN001
+def test_flask_outbox_list_and_retry(app: Flask, citizen, server: RecordingERPServer) -> None:
     user, debtor = citizen
     agency = rest_agency(server)
     payment = pay(user.id, debts_known_to_erp(agency, debtor, open_erp_records(server, 1)))

@@ -20,7 +20,7 @@ def review(client: FlaskClient, keys: list[str]) -> str:
     return response.headers["Location"]
 
 
-def call(client: FlaskClient, review_url: str, step: str, **body: str):  # noqa: ANN201
+def call(client: FlaskClient, review_url: str, step: str, **body: str):
     token = csrf_token(client, review_url)
     return client.post(f"{review_url}/card/{step}", json=body, headers={"X-CSRFToken": token})
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 import requests
@@ -19,9 +18,17 @@ from app.outbox.models import OutboxMessage
 from app.outbox.services import deliver_due
 from app.payments.models import Payment, Refund
 from app.payments.refunds import refund_payment
-from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
+from tests.factories import AgencyFactory, DebtorFactory, UserFactory, link
 from tests.mail.smtp import SMTPServer
-from tests.outbox.helpers import NOW, RecordingERPServer, debts_known_to_erp, erp_server, open_erp_records, pay, rest_agency
+from tests.outbox.helpers import (
+    NOW,
+    RecordingERPServer,
+    debts_known_to_erp,
+    erp_server,
+    open_erp_records,
+    pay,
+    rest_agency,
+)
 from tests.payments.stripe_steps import CARD_OK, call, pay_both, start_and_enter_card
 from tests.stripe_server import SECRET_KEY
 
@@ -44,8 +51,12 @@ def test_the_erp_hears_of_a_refund_once_and_the_payer_by_e_mail(
         deliver_due()  # the payment's own ack and receipt first
         mailbox.clear()
         refund = refund_payment(
-            payment_id=payment.id, agency=agency, amount_minor=1000, expected_available_minor=payment.amount_minor,
-            reason="Charged by mistake", user_id=None,
+            payment_id=payment.id,
+            agency=agency,
+            amount_minor=1000,
+            expected_available_minor=payment.amount_minor,
+            reason="Charged by mistake",
+            user_id=None,
         )
         report = deliver_due()
         assert (report.delivered, report.dead) == (2, 0)
@@ -55,14 +66,20 @@ def test_the_erp_hears_of_a_refund_once_and_the_payer_by_e_mail(
         assert "refunded €10.00" in mail.text and "Charged by mistake" in mail.text
 
 
-def test_a_file_erp_gets_a_refunds_csv_once(app_ctx: Flask, tmp_path) -> None:  # noqa: ANN001
+def test_a_file_erp_gets_a_refunds_csv_once(app_ctx: Flask, tmp_path) -> None:
     from app.erp_writeback.handlers import TOPIC_ERP_REFUND_ACK
     from app.outbox.services import enqueue
 
     options = {"path": str(tmp_path / "export.csv"), "ack_folder": str(tmp_path / "acks")}
     agency = AgencyFactory(code="files", connector={"type": "file", "options": options})
-    payload = {"refund_reference": "CP-X-R1", "payment_reference": "CP-X", "amount_minor": 1234, "currency": "EUR",
-               "reopened_debts": False, "refunded_at": "2026-03-01T10:00:00+00:00"}
+    payload = {
+        "refund_reference": "CP-X-R1",
+        "payment_reference": "CP-X",
+        "amount_minor": 1234,
+        "currency": "EUR",
+        "reopened_debts": False,
+        "refunded_at": "2026-03-01T10:00:00+00:00",
+    }
     for key in ("first", "again"):  # the same refund queued twice (a replay) is written once
         enqueue(topic=TOPIC_ERP_REFUND_ACK, key=key, payload=payload, agency_id=agency.id, now=utcnow())
     db.session.commit()
@@ -90,7 +107,9 @@ def test_a_connector_written_before_refunds_leaves_a_dead_letter_that_says_what_
 
     monkeypatch.setattr(erp_writeback, "build_connector", lambda agency: PaymentsOnlyConnector())
     agency = AgencyFactory(code="legacy")
-    enqueue(topic=TOPIC_ERP_REFUND_ACK, key="k", payload={"refund_reference": "CP-X-R1"}, agency_id=agency.id, now=utcnow())
+    enqueue(
+        topic=TOPIC_ERP_REFUND_ACK, key="k", payload={"refund_reference": "CP-X-R1"}, agency_id=agency.id, now=utcnow()
+    )
     db.session.commit()
     deliver_due(now=utcnow())
     message = db.session.scalars(select(OutboxMessage)).one()
@@ -112,7 +131,7 @@ def test_the_demo_erp_refuses_a_refund_of_a_payment_it_never_saw(app_ctx: Flask,
 
 
 def test_a_stripe_refund_gives_back_part_of_one_agencys_charge(
-    client: FlaskClient, citizen: dict, localstripe_url: str, stripe_app: Flask  # noqa: F811
+    client: FlaskClient, citizen: dict, localstripe_url: str, stripe_app: Flask
 ) -> None:
     review_url = pay_both(client, citizen)
     reference = start_and_enter_card(client, localstripe_url, review_url, CARD_OK)
@@ -123,8 +142,12 @@ def test_a_stripe_refund_gives_back_part_of_one_agencys_charge(
     payment_id, intent, share = payment.id, charge.provider_reference, charge.amount_minor
     with stripe_app.app_context():
         refund = refund_payment(
-            payment_id=payment_id, agency=north, amount_minor=500, expected_available_minor=share,
-            reason="Overcharged", user_id=None,
+            payment_id=payment_id,
+            agency=north,
+            amount_minor=500,
+            expected_available_minor=share,
+            reason="Overcharged",
+            user_id=None,
         )
     assert refund.status == "succeeded" and refund.provider_reference.startswith("re_")
     stripe_refund = requests.get(

@@ -16,12 +16,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.checkout.models import Quote
+from app.checkout.payment_flow import reconcile_stripe_payments
 from app.debts.models import Debt
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.payments.models import Payment, ProviderCharge, ProviderEvent
 from app.payments.stripe_gateway import IntentState, StripeGateway, payment_intent_params
-from app.checkout.payment_flow import reconcile_stripe_payments
 from tests.factories import PASSWORD, DebtFactory, DebtorFactory, UserFactory, link
 from tests.helpers import csrf_token, log_in, page_text
 from tests.payments.stripe_steps import CARD_OK, call, pay_both, review, start_and_enter_card
@@ -39,7 +39,7 @@ CARD_3DS = "4000 0027 6000 3184"
 
 
 @pytest.fixture(autouse=True)
-def _morning():  # noqa: ANN202
+def _morning():
     with time_machine.travel(MORNING, tick=False) as traveller:
         yield traveller
 
@@ -68,7 +68,12 @@ def test_two_agencies_one_card_entry_one_captured_charge_each(
     assert step.json["redirect"] == f"/payments/{reference}"
 
     payment = db.session.scalars(select(Payment)).one()
-    assert (payment.status, payment.provider, payment.card_last4, payment.card_brand) == ("succeeded", "stripe", "4242", "visa")
+    assert (payment.status, payment.provider, payment.card_last4, payment.card_brand) == (
+        "succeeded",
+        "stripe",
+        "4242",
+        "visa",
+    )
     by_agency = {charge.agency.code: charge for charge in payment.charges}
     lines = {line.agency.code: line.amount_minor for line in payment.lines}
     assert {code: c.amount_minor for code, c in by_agency.items()} == lines
@@ -101,7 +106,9 @@ def test_declined_card_frees_the_debts_and_a_retry_succeeds(
     reference = start_and_enter_card(client, localstripe_url, review_url, CARD_DECLINED)
     step = call(client, review_url, "charge", payment=reference)
     assert step.json["status"] == "failed"
-    assert step.json["message"] == "The card was declined by the bank. Nothing was charged. Try again or use another card."
+    assert (
+        step.json["message"] == "The card was declined by the bank. Nothing was charged. Try again or use another card."
+    )
     failed = db.session.scalars(select(Payment)).one()
     assert failed.status == "failed" and failed.failure_reason == "card_declined"
     assert all(debt.pending_payment_id is None and debt.status == "open" for debt in db.session.scalars(select(Debt)))
@@ -181,7 +188,13 @@ def test_a_payment_of_another_quote_is_not_found(client: FlaskClient, citizen: d
 
 def test_the_sandbox_card_form_is_closed_when_stripe_is_on(client: FlaskClient, citizen: dict) -> None:
     review_url = pay_both(client, citizen)
-    data = {"holder": "M", "number": CARD_OK, "expiry": "12/30", "cvc": "123", "csrf_token": csrf_token(client, review_url)}
+    data = {
+        "holder": "M",
+        "number": CARD_OK,
+        "expiry": "12/30",
+        "cvc": "123",
+        "csrf_token": csrf_token(client, review_url),
+    }
     assert client.post(review_url + "/pay", data=data).status_code == 404
 
 
@@ -204,11 +217,13 @@ def test_connected_account_gets_a_destination_charge() -> None:
 # -- webhooks and the reconciler --------------------------------------------------------------------
 
 
-def deliver(client: FlaskClient, agency_code: str, event: dict, secret: str | None = None):  # noqa: ANN201
+def deliver(client: FlaskClient, agency_code: str, event: dict, secret: str | None = None):
     payload = json.dumps(event).encode()
     header = sign(payload) if secret is None else sign(payload, secret)
     return client.post(
-        f"/webhooks/stripe/{agency_code}", data=payload, headers={"Stripe-Signature": header, "Content-Type": "application/json"}
+        f"/webhooks/stripe/{agency_code}",
+        data=payload,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
     )
 
 
@@ -253,7 +268,11 @@ def test_the_same_webhook_twice_is_processed_once(client: FlaskClient, citizen: 
     code = event["data"]["object"]["metadata"]["agency"]
     assert deliver(client, code, event).json["processed"] is True
     again = deliver(client, code, event)
-    assert again.status_code == 200 and again.json == {"received": True, "processed": False, "detail": "already processed"}
+    assert again.status_code == 200 and again.json == {
+        "received": True,
+        "processed": False,
+        "detail": "already processed",
+    }
     assert db.session.scalar(select(func.count()).select_from(ProviderEvent)) == 1
 
 
@@ -281,7 +300,9 @@ def test_forged_or_unsigned_webhooks_are_refused(client: FlaskClient, citizen: d
     assert unsigned.status_code == 400
     stale = json.dumps(event).encode()
     old = client.post(
-        f"/webhooks/stripe/{code}", data=stale, headers={"Stripe-Signature": sign(stale, timestamp=int(MORNING.timestamp()) - 3600)}
+        f"/webhooks/stripe/{code}",
+        data=stale,
+        headers={"Stripe-Signature": sign(stale, timestamp=int(MORNING.timestamp()) - 3600)},
     )
     assert old.status_code == 400  # a replayed old delivery
     db.session.expire_all()
@@ -374,8 +395,8 @@ def test_two_concurrent_stripe_checkouts_of_one_debt_make_one_charge(
     """Two family members who both proved the tax ID pay the same debt at the same instant."""
     import threading
 
-    from app.checkout.services import CheckoutError, get_user_quote, quote_debts
     from app.checkout.payment_flow import authorize_stripe_payment, begin_stripe_payment
+    from app.checkout.services import CheckoutError, get_user_quote, quote_debts
 
     with stripe_app.app_context():
         debtor = DebtorFactory()
@@ -394,7 +415,9 @@ def test_two_concurrent_stripe_checkouts_of_one_debt_make_one_charge(
             barrier.wait()
             try:
                 quote = get_user_quote(user_id, token)
-                start = begin_stripe_payment(quote, user_id=user_id, channel="account", gateway=gateway(localstripe_url), now=MORNING)
+                start = begin_stripe_payment(
+                    quote, user_id=user_id, channel="account", gateway=gateway(localstripe_url), now=MORNING
+                )
             except CheckoutError as error:
                 outcomes.append(error.code)
                 return

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from app.accounts.models import User
+from app.checkout.payment_flow import PaymentDeclined, pay_quote
 from app.checkout.services import quote_debts
 from app.debts.models import Debt
 from app.payments.models import Payment
 from app.payments.providers import CardDetails, get_provider
-from app.checkout.payment_flow import PaymentDeclined, pay_quote
 
 NOW = datetime(2026, 3, 1, 10, tzinfo=UTC)
 GOOD_CARD = CardDetails(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123", holder="M P")

@@ -30,21 +30,26 @@ def _clock() -> Iterator[None]:
         yield
 
 
-def _agency(**notes: str | None):  # noqa: ANN202 - an Agency
+def _agency(**notes: str | None):
     defaults = {"receipt_note_el": GREEK_RECEIPT, "receipt_note_en": ENGLISH_RECEIPT,
                 "refund_note_el": GREEK_REFUND, "refund_note_en": ENGLISH_REFUND}  # fmt: skip
     return AgencyFactory(**{**defaults, **notes})
 
 
-def _paid(language: str, *agencies):  # noqa: ANN001, ANN002, ANN202 - (user email, payment)
+def _paid(language: str, *agencies):
     user = UserFactory(language=language)
     debtor = DebtorFactory()
     link(user, debtor)
-    debts = [DebtFactory(agency=agency, debtor=debtor, principal_minor=5000, due_date=date(2026, 5, 31)) for agency in agencies]
+    debts = [
+        DebtFactory(agency=agency, debtor=debtor, principal_minor=5000, due_date=date(2026, 5, 31))
+        for agency in agencies
+    ]
     return user.email, pay(user.id, debts)
 
 
-@pytest.mark.parametrize(("language", "shown", "not_shown"), [("el", GREEK_RECEIPT, ENGLISH_RECEIPT), ("en", ENGLISH_RECEIPT, GREEK_RECEIPT)])
+@pytest.mark.parametrize(
+    ("language", "shown", "not_shown"), [("el", GREEK_RECEIPT, ENGLISH_RECEIPT), ("en", ENGLISH_RECEIPT, GREEK_RECEIPT)]
+)
 def test_the_receipt_email_ends_with_the_agencys_text_in_the_payers_language(
     app_ctx: Flask, mailbox: SMTPServer, language: str, shown: str, not_shown: str
 ) -> None:
@@ -73,7 +78,9 @@ def test_a_payment_to_two_agencies_names_whose_text_is_whose(app_ctx: Flask, mai
     assert "Water company: Water leaks: call 1022." in text
 
 
-@pytest.mark.parametrize(("language", "shown", "not_shown"), [("el", GREEK_REFUND, ENGLISH_REFUND), ("en", ENGLISH_REFUND, GREEK_REFUND)])
+@pytest.mark.parametrize(
+    ("language", "shown", "not_shown"), [("el", GREEK_REFUND, ENGLISH_REFUND), ("en", ENGLISH_REFUND, GREEK_REFUND)]
+)
 def test_the_refund_email_ends_with_the_agencys_text_in_the_payers_language(
     app_ctx: Flask, mailbox: SMTPServer, language: str, shown: str, not_shown: str
 ) -> None:

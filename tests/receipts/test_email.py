@@ -20,6 +20,7 @@ from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFacto
 from tests.mail.smtp import SMTPServer
 from tests.outbox.helpers import DECLINED_CARD, NOW, pay
 
+
 @pytest.fixture(autouse=True)
 def _clock() -> Iterator[None]:
     with time_machine.travel(NOW, tick=True):
@@ -30,7 +31,7 @@ def receipt_messages() -> list[OutboxMessage]:
     return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.topic == "receipt_email")))
 
 
-def paid_by(user, **debt):  # noqa: ANN001, ANN201, ANN003
+def paid_by(user, **debt):
     debtor = DebtorFactory()
     link(user, debtor)
     agency = AgencyFactory(code="receipts")

@@ -27,7 +27,7 @@ from tests.receipts.helpers import fail_to_pay, pay, token_for
 
 
 @pytest.fixture()
-def citizen(app_ctx: Flask):  # noqa: ANN201
+def citizen(app_ctx: Flask):
     """A citizen (Greek-speaking) with a proven tax ID."""
     user, debtor = UserFactory(full_name="Μαρία Παπαδοπούλου", language="el"), DebtorFactory()
     link(user, debtor)
@@ -59,7 +59,7 @@ def test_token_is_the_reference_and_its_hmac(app_ctx: Flask) -> None:
         lambda token: "." + token.split(".")[1],  # the MAC alone
     ],
 )
-def test_a_tampered_token_vouches_for_nothing(app_ctx: Flask, tamper) -> None:  # noqa: ANN001
+def test_a_tampered_token_vouches_for_nothing(app_ctx: Flask, tamper) -> None:
     assert reference_of_token(tamper(verification_token("CP-7KQ2-M9XA-3F"))) is None
 
 
@@ -72,7 +72,7 @@ def test_the_token_depends_on_the_secret_key(app_ctx: Flask) -> None:
         app_ctx.config["SECRET_KEY"] = original
 
 
-def test_verified_payment_only_for_payments_that_succeeded(citizen) -> None:  # noqa: ANN001
+def test_verified_payment_only_for_payments_that_succeeded(citizen) -> None:
     user, debtor = citizen
     paid = pay(user, [DebtFactory(debtor=debtor)])
     declined = fail_to_pay(user, [DebtFactory(debtor=debtor)])
@@ -80,7 +80,7 @@ def test_verified_payment_only_for_payments_that_succeeded(citizen) -> None:  # 
     assert verified_payment(verification_token(declined.reference)) is None
 
 
-def test_public_url_is_the_base_of_verification_links(citizen, app_ctx: Flask) -> None:  # noqa: ANN001
+def test_public_url_is_the_base_of_verification_links(citizen, app_ctx: Flask) -> None:
     user, debtor = citizen
     payment = pay(user, [DebtFactory(debtor=debtor)])
     assert verification_url(payment) == "http://localhost/receipts/verify/" + token_for(app_ctx, payment.reference)
@@ -94,7 +94,7 @@ def test_public_url_is_the_base_of_verification_links(citizen, app_ctx: Flask) -
 # -- the PDF --------------------------------------------------------------------------------------
 
 
-def test_owned_receipt_is_only_the_owners_successful_payment(citizen) -> None:  # noqa: ANN001
+def test_owned_receipt_is_only_the_owners_successful_payment(citizen) -> None:
     user, debtor = citizen
     paid = pay(user, [DebtFactory(debtor=debtor)])
     declined = fail_to_pay(user, [DebtFactory(debtor=debtor)])
@@ -103,7 +103,7 @@ def test_owned_receipt_is_only_the_owners_successful_payment(citizen) -> None:  
     assert owned_receipt(user.id, declined.reference) is None
 
 
-def test_pdf_holds_everything_the_receipt_promises_in_greek(citizen) -> None:  # noqa: ANN001
+def test_pdf_holds_everything_the_receipt_promises_in_greek(citizen) -> None:
     user, debtor = citizen
     water = AgencyFactory(name_el="ΔΕΥΑ Ανατολικής Ακτής", name_en="East Coast Water")
     town = AgencyFactory(name_el="Δήμος Ορεινής Κοιλάδας", name_en="Mountain Valley")
@@ -142,7 +142,7 @@ def test_pdf_holds_everything_the_receipt_promises_in_greek(citizen) -> None:  #
     assert "East Coast Water" not in text
 
 
-def test_pdf_speaks_the_owners_language_when_it_is_english(citizen) -> None:  # noqa: ANN001
+def test_pdf_speaks_the_owners_language_when_it_is_english(citizen) -> None:
     user, debtor = citizen
     user.language = "en"
     agency = AgencyFactory(name_el="Δήμος Ανατολικής Ακτής", name_en="Municipality of East Coast")
@@ -164,7 +164,7 @@ def _qr_matrix_of_pdf(document: bytes, modules: int) -> list[list[bool]]:
     return [[dark(row, col) for col in range(modules)] for row in range(modules)]
 
 
-def test_pdf_qr_code_encodes_the_verification_url(citizen, app_ctx: Flask) -> None:  # noqa: ANN001
+def test_pdf_qr_code_encodes_the_verification_url(citizen, app_ctx: Flask) -> None:
     user, debtor = citizen
     payment = pay(user, [DebtFactory(debtor=debtor)])
     url = "http://localhost/receipts/verify/" + token_for(app_ctx, payment.reference)
@@ -206,7 +206,7 @@ def test_font_is_found_in_matplotlib_when_the_system_has_none(monkeypatch: pytes
 # -- the history's filters ------------------------------------------------------------------------
 
 
-def test_history_filters_by_year_in_the_agencys_time_zone(citizen) -> None:  # noqa: ANN001
+def test_history_filters_by_year_in_the_agencys_time_zone(citizen) -> None:
     user, debtor = citizen
     old = pay(user, [DebtFactory(debtor=debtor)], now=datetime(2025, 6, 1, 9, tzinfo=UTC))
     # 23:30 UTC on New Year's Eve is 01:30 on 1 January 2026 in Athens: a 2026 payment.
@@ -220,7 +220,7 @@ def test_history_filters_by_year_in_the_agencys_time_zone(citizen) -> None:  # n
     assert [payment.id for payment in payment_history(user.id, year=2025).payments] == [old.id]
 
 
-def test_history_filters_by_agency(citizen) -> None:  # noqa: ANN001
+def test_history_filters_by_agency(citizen) -> None:
     user, debtor = citizen
     water, town = AgencyFactory(code="water"), AgencyFactory(code="town")
     both = pay(user, [DebtFactory(debtor=debtor, agency=water), DebtFactory(debtor=debtor, agency=town)])
@@ -241,7 +241,7 @@ def test_history_filters_by_agency(citizen) -> None:  # noqa: ANN001
     ]
 
 
-def test_history_offers_only_the_users_own_agencies_and_years(citizen) -> None:  # noqa: ANN001
+def test_history_offers_only_the_users_own_agencies_and_years(citizen) -> None:
     user, debtor = citizen
     mine = AgencyFactory(code="mine")
     pay(user, [DebtFactory(debtor=debtor, agency=mine)])

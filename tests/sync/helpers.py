@@ -100,7 +100,9 @@ AS_OF = date(2026, 3, 1)
 
 
 def demo_records(debtors: int = 12) -> list[DebtRecord]:
-    return [item for item in DemoERP("eastcoast", as_of=AS_OF, debtors=debtors).iter_debts() if isinstance(item, DebtRecord)]
+    return [
+        item for item in DemoERP("eastcoast", as_of=AS_OF, debtors=debtors).iter_debts() if isinstance(item, DebtRecord)
+    ]
 
 
 def database_state(agency_id: int) -> dict[str, list[tuple]]:
@@ -141,7 +143,17 @@ def database_state(agency_id: int) -> dict[str, list[tuple]]:
 
 
 def counts(run: SyncRun) -> tuple:
-    return (run.kind, run.status, run.created, run.updated, run.unchanged, run.closed, run.quarantined, run.flagged, run.error)
+    return (
+        run.kind,
+        run.status,
+        run.created,
+        run.updated,
+        run.unchanged,
+        run.closed,
+        run.quarantined,
+        run.flagged,
+        run.error,
+    )
 
 
 def hold_with_a_payment(agency_id: int, external_id: str, *, installment: bool = False) -> None:
@@ -194,16 +206,31 @@ def run_scenario(agency: Agency) -> list[tuple]:
         settled.external_id: replace(
             settled,
             paid_minor=settled.paid_minor + settled.installments[-1].amount_minor - settled.installments[-1].paid_minor,
-            installments=(*settled.installments[:-1], replace(settled.installments[-1], paid_minor=settled.installments[-1].amount_minor)),
+            installments=(
+                *settled.installments[:-1],
+                replace(settled.installments[-1], paid_minor=settled.installments[-1].amount_minor),
+            ),
         ),
         demo[1].external_id: replace(demo[1], description="Corrected description", debtor_name="Renamed debtor"),
     }
-    second = [changes.get(item.external_id, item) for item in demo if item.external_id not in (to_vanish.external_id, to_flag_vanished.external_id)]
+    second = [
+        changes.get(item.external_id, item)
+        for item in demo
+        if item.external_id not in (to_vanish.external_id, to_flag_vanished.external_id)
+    ]
     runs.append(sync_agency(agency, ListConnector(second), now=NOW + timedelta(days=1)))
 
     # An incremental sync closes nothing as vanished; a record added later, another settled debt.
-    extra = record("NEW-1", category="settled", installments=(InstallmentRecord(1, date(2026, 4, 1), 6000), InstallmentRecord(2, date(2026, 5, 1), 6000)))
-    runs.append(sync_agency(agency, ListConnector([extra, changes[to_pay.external_id]]), full=False, now=NOW + timedelta(days=2)))
+    extra = record(
+        "NEW-1",
+        category="settled",
+        installments=(InstallmentRecord(1, date(2026, 4, 1), 6000), InstallmentRecord(2, date(2026, 5, 1), 6000)),
+    )
+    runs.append(
+        sync_agency(
+            agency, ListConnector([extra, changes[to_pay.external_id]]), full=False, now=NOW + timedelta(days=2)
+        )
+    )
 
     # The vanished debt comes back; the paid one is reopened by the ERP (a counter payment reversed).
     again = {to_pay.external_id: to_pay, to_reopen.external_id: replace(to_reopen, description="Changed later")}
@@ -214,7 +241,9 @@ def run_scenario(agency: Agency) -> list[tuple]:
 
 def forget_everything(agency: Agency) -> None:
     """Remove what the scenario wrote, so the other path starts from the same empty database."""
-    db.session.execute(delete(Installment).where(Installment.debt_id.in_(select(Debt.id).where(Debt.agency_id == agency.id))))
+    db.session.execute(
+        delete(Installment).where(Installment.debt_id.in_(select(Debt.id).where(Debt.agency_id == agency.id)))
+    )
     db.session.execute(delete(Debt).where(Debt.agency_id == agency.id))
     db.session.execute(delete(Payment))
     db.session.execute(delete(QuarantinedRecord).where(QuarantinedRecord.agency_id == agency.id))
@@ -258,4 +287,3 @@ def failing_second_debts_copy(monkeypatch: pytest.MonkeyPatch, error: BaseExcept
         yield
     finally:
         monkeypatch.setattr(postgres, "copy_payload", copy_payload)
-

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.debts.models import Debt
 from app.extensions import db
-from app.sync import engine, runs
+from app.sync import engine
 from app.sync.engine import run_due_syncs, sync_agency
 from app.sync.models import QuarantinedRecord, SyncRun
 from app.sync.runs import SyncBusy, start_run
@@ -108,14 +108,22 @@ def test_incremental_asks_from_the_last_sync_with_an_overlap(db_session: None) -
 
 BAD_RECORDS = [
     pytest.param(record("X", principal_minor=-5), "negative", id="negative-amount"),
-    pytest.param(RecordError("The amount 'abc' is not a number.", {"external_id": "X", "amount": "abc"}), "abc", id="non-numeric"),
+    pytest.param(
+        RecordError("The amount 'abc' is not a number.", {"external_id": "X", "amount": "abc"}), "abc", id="non-numeric"
+    ),
     pytest.param(record("X", category="disputed"), "category", id="unknown-category"),
     pytest.param(record("X", kind="Parking Fine!"), "kind", id="unknown-kind"),
     pytest.param(record("X", tax_id=""), "tax id is empty", id="missing-tax-id"),
     pytest.param(record("X", tax_id="123456789"), "check digit", id="invalid-tax-id"),
     pytest.param(record("X", rf_reference="RF00BADREF"), "RF", id="invalid-rf"),
-    pytest.param(RecordError("The due date '31/02/2026' is not a date.", {"external_id": "X", "due": "31/02/2026"}), "31/02", id="unparsable-date"),
-    pytest.param(RecordError("Row 7 is not valid windows-1253 text.", "b'\\xff\\xfe'"), "windows-1253", id="wrong-encoding"),
+    pytest.param(
+        RecordError("The due date '31/02/2026' is not a date.", {"external_id": "X", "due": "31/02/2026"}),
+        "31/02",
+        id="unparsable-date",
+    ),
+    pytest.param(
+        RecordError("Row 7 is not valid windows-1253 text.", "b'\\xff\\xfe'"), "windows-1253", id="wrong-encoding"
+    ),
     pytest.param(record("X", currency="USD"), "currency", id="foreign-currency"),
 ]
 
@@ -136,7 +144,9 @@ def test_each_bad_record_is_quarantined_with_reason_and_raw_and_good_ones_kept(
     assert kept == {"GOOD-1", "GOOD-2"}
 
 
-def test_duplicate_external_id_is_quarantined_even_across_batches(db_session: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duplicate_external_id_is_quarantined_even_across_batches(
+    db_session: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(engine, "BATCH_SIZE", 2)
     agency = AgencyFactory()
     stream = [record("A-1"), record("A-2"), record("A-3"), record("A-1", principal_minor=1), record("A-3")]
@@ -147,7 +157,9 @@ def test_duplicate_external_id_is_quarantined_even_across_batches(db_session: No
     assert all("twice" in reason for reason in reasons)
 
 
-def test_a_sync_killed_midway_then_rerun_equals_one_clean_run(db_session: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sync_killed_midway_then_rerun_equals_one_clean_run(
+    db_session: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(engine, "BATCH_SIZE", 7)
     records = list(DemoERP("eastcoast", as_of=date(2026, 3, 1), debtors=10).iter_debts())
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
@@ -166,7 +178,9 @@ def test_a_sync_killed_midway_then_rerun_equals_one_clean_run(db_session: None, 
     sync_agency(broken_agency, ListConnector(records), now=NOW)
 
     def strip(rows: list[tuple]) -> list[tuple]:  # RF references embed the agency code
-        return [tuple(value for position, value in enumerate(row) if not (len(row) == 8 and position == 6)) for row in rows]
+        return [
+            tuple(value for position, value in enumerate(row) if not (len(row) == 8 and position == 6)) for row in rows
+        ]
 
     assert strip(snapshot(broken_agency.id)) == strip(snapshot(clean_agency.id))
 
@@ -199,14 +213,21 @@ def test_installments_are_synced_and_an_rf_assigned(db_session: None) -> None:
     ]
     assert row.rf_reference.startswith("RF") and "TESTTO" in row.rf_reference
     paid_first = replace(schedule[0], paid_minor=4000)
-    sync_agency(agency, ListConnector([record("S-1", category="settled", paid_minor=4000, installments=(paid_first, *schedule[1:]))]), now=NOW)
+    sync_agency(
+        agency,
+        ListConnector([record("S-1", category="settled", paid_minor=4000, installments=(paid_first, *schedule[1:]))]),
+        now=NOW,
+    )
     assert [i.status for i in debt(agency.id, "S-1").installments] == ["paid", "open", "open"]
 
 
-
 def test_scheduled_syncs_run_when_their_interval_has_passed(db_session: None) -> None:
-    due = AgencyFactory(code="eastcoast", connector={"type": "demo", "options": {"debtors": 1}}, sync_interval_minutes=15)
-    not_yet = AgencyFactory(code="mountvalley", connector={"type": "demo", "options": {"debtors": 1}}, sync_interval_minutes=15)
+    due = AgencyFactory(
+        code="eastcoast", connector={"type": "demo", "options": {"debtors": 1}}, sync_interval_minutes=15
+    )
+    not_yet = AgencyFactory(
+        code="mountvalley", connector={"type": "demo", "options": {"debtors": 1}}, sync_interval_minutes=15
+    )
     AgencyFactory(sync_interval_minutes=15)  # push-only: nothing to pull
     AgencyFactory(code="eastcoast-water", connector={"type": "demo"})  # no schedule
     due.synced_until = NOW - timedelta(minutes=20)

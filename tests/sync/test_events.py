@@ -31,14 +31,20 @@ def test_a_sync_announces_what_it_wrote_and_an_unchanged_repeat_is_silent(db_ses
     agency = AgencyFactory()
     first = sync_agency(agency, ListConnector([record("A-1"), record("A-2")]), now=NOW)
     assert heard == [
-        (agency.id, {"run_id": first.id, "kind": "full", "created": 2, "updated": 0, "closed": 0, "at": first.finished_at})
+        (
+            agency.id,
+            {"run_id": first.id, "kind": "full", "created": 2, "updated": 0, "closed": 0, "at": first.finished_at},
+        )
     ]
     sync_agency(agency, ListConnector([record("A-1"), record("A-2")]), now=NOW + timedelta(hours=1))
     assert len(heard) == 1
 
-    changed = sync_agency(
-        agency, ListConnector([record("A-1", principal_minor=15050)]), now=NOW + timedelta(hours=2)
-    )
+    changed = sync_agency(agency, ListConnector([record("A-1", principal_minor=15050)]), now=NOW + timedelta(hours=2))
     assert heard[-1][1] | {"at": None} == {
-        "run_id": changed.id, "kind": "full", "created": 0, "updated": 1, "closed": 1, "at": None,
+        "run_id": changed.id,
+        "kind": "full",
+        "created": 0,
+        "updated": 1,
+        "closed": 1,
+        "at": None,
     }

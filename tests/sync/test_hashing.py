@@ -17,7 +17,7 @@ from tests.sync.helpers import AFM, NOW, demo_records, record
 SETTLED = record(
     "S-1",
     category="settled",
-    description="Ρύθμιση σε 2 δόσεις: \"ΤΑΠ\"\\ \t\u2028",
+    description='Ρύθμιση σε 2 δόσεις: "ΤΑΠ"\\ \t\u2028',
     contact_email="maria@example.org",
     installments=(InstallmentRecord(1, date(2026, 1, 31), 6000), InstallmentRecord(2, date(2026, 2, 28), 6000, 6000)),
 )
@@ -53,11 +53,23 @@ def test_the_stored_form_is_told_apart_from_every_earlier_form() -> None:
 @pytest.mark.parametrize(
     "changed",
     [
-        {"description": "Other"}, {"principal_minor": 12001}, {"due_date": date(2026, 2, 1)}, {"status": "paid"},
-        {"contact_email": "someone@example.org"}, {"vehicle_plate": "None"}, {"debtor_name": "Άλλος"},
-        {"rf_reference": "RF18539007547034"}, {"installments": (InstallmentRecord(1, date(2026, 1, 31), 12000),)},
-        {"external_id": "A-2"}, {"tax_id": "159024173"}, {"tax_country": "CY"}, {"category": "uncertified"},
-        {"kind": "water_bill"}, {"paid_minor": 1}, {"currency": "USD"}, {"contact_phone": "+306900000000"},
+        {"description": "Other"},
+        {"principal_minor": 12001},
+        {"due_date": date(2026, 2, 1)},
+        {"status": "paid"},
+        {"contact_email": "someone@example.org"},
+        {"vehicle_plate": "None"},
+        {"debtor_name": "Άλλος"},
+        {"rf_reference": "RF18539007547034"},
+        {"installments": (InstallmentRecord(1, date(2026, 1, 31), 12000),)},
+        {"external_id": "A-2"},
+        {"tax_id": "159024173"},
+        {"tax_country": "CY"},
+        {"category": "uncertified"},
+        {"kind": "water_bill"},
+        {"paid_minor": 1},
+        {"currency": "USD"},
+        {"contact_phone": "+306900000000"},
     ],
     ids=lambda changed: next(iter(changed)),
 )
@@ -105,8 +117,17 @@ def test_the_content_hash_changes_with_every_installment_value_and_their_order()
         ),
     ],
     ids=[
-        "int-or-text", "int-or-float", "int-or-bool", "int-or-decimal", "none-or-text", "none-or-null-text",
-        "date-or-text", "date-or-datetime", "boundary", "quote-in-text", "installment-int-or-text",
+        "int-or-text",
+        "int-or-float",
+        "int-or-bool",
+        "int-or-decimal",
+        "none-or-text",
+        "none-or-null-text",
+        "date-or-text",
+        "date-or-datetime",
+        "boundary",
+        "quote-in-text",
+        "installment-int-or-text",
         "installment-date-or-text",
     ],
 )
@@ -125,8 +146,14 @@ def test_the_content_hash_depends_on_the_values_not_on_which_objects_hold_them()
 
 @pytest.mark.parametrize(
     "odd",
-    [{"due_date": "31/01/2026"}, {"description": 12}, {"debtor_name": None}, {"installments": ({"number": 1},)},
-     {"description": "lone \ud800 surrogate"}, {"principal_minor": [5]}],
+    [
+        {"due_date": "31/01/2026"},
+        {"description": 12},
+        {"debtor_name": None},
+        {"installments": ({"number": 1},)},
+        {"description": "lone \ud800 surrogate"},
+        {"principal_minor": [5]},
+    ],
     ids=["text-date", "int-description", "no-name", "dict-installment", "lone-surrogate", "list-amount"],
 )
 def test_a_record_of_other_types_than_declared_still_gets_a_hash_of_its_own(odd: dict) -> None:

@@ -105,7 +105,9 @@ def test_the_batch_in_flight_counts_as_written_for_duplicates_and_payment_codes(
             "a payment code must name one debt.",
         ),
     ]
-    codes = dict(db.session.execute(select(Debt.external_id, Debt.rf_reference).where(Debt.agency_id == agency.id)).all())
+    codes = dict(
+        db.session.execute(select(Debt.external_id, Debt.rf_reference).where(Debt.agency_id == agency.id)).all()
+    )
     assert codes == {
         "X-1": rf_for_debt(code, "NEW-CODE"),
         "A-1": rf_for_debt(code, "A-CODE"),
@@ -122,9 +124,13 @@ def test_a_write_that_fails_in_the_thread_fails_the_run_and_a_rerun_finishes_the
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
 
-    with failing_second_debts_copy(monkeypatch, RuntimeError("the database went away between the debts and their installments")):
-        with pytest.raises(RuntimeError, match="went away"):
-            sync_agency(broken_agency, ListConnector(records), now=NOW)
+    with (
+        failing_second_debts_copy(
+            monkeypatch, RuntimeError("the database went away between the debts and their installments")
+        ),
+        pytest.raises(RuntimeError, match="went away"),
+    ):
+        sync_agency(broken_agency, ListConnector(records), now=NOW)
 
     failed = db.session.scalars(select(SyncRun).where(SyncRun.agency_id == broken_agency.id)).one()
     assert (failed.status, failed.created) == ("failed", 10)
@@ -167,7 +173,9 @@ def test_a_debtor_another_sync_creates_meanwhile_is_taken_not_fatal(
             with db.engine_of(app).begin() as other:  # another agency's sync, committing first
                 other_id.append(
                     other.execute(
-                        text("INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"),
+                        text(
+                            "INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"
+                        ),
                         {"tax_id": OTHER_AFM},
                     ).scalar_one()
                 )
@@ -197,7 +205,9 @@ def test_a_debtor_created_by_another_sync_after_the_batch_was_prepared_sends_the
             with db.engine_of(app).begin() as other:  # another agency's sync commits the same new debtor
                 other_id.append(
                     other.execute(
-                        text("INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"),
+                        text(
+                            "INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"
+                        ),
                         {"tax_id": OTHER_AFM},
                     ).scalar_one()
                 )
@@ -206,20 +216,22 @@ def test_a_debtor_created_by_another_sync_after_the_batch_was_prepared_sends_the
     slow_way: list[int] = []
     write_batch = set_based.write_batch
 
-    def spied_write_batch(cursor: Any, agency_id: int, write: set_based.BatchWrite, synced_at: Any) -> set_based.Written:
+    def spied_write_batch(
+        cursor: Any, agency_id: int, write: set_based.BatchWrite, synced_at: Any
+    ) -> set_based.Written:
         slow_way.append(len(write.good))
         return write_batch(cursor, agency_id, write, synced_at)
 
     monkeypatch.setattr(set_based, "prepare_batch", prepared_then_raced)
     monkeypatch.setattr(set_based, "write_batch", spied_write_batch)
     agency = AgencyFactory(code="eastcoast")
-    run = sync_agency(agency, ListConnector([record("A-1"), record("B-1", tax_id=OTHER_AFM, debtor_name="Γιώργος Νικολάου")]), now=NOW)
+    run = sync_agency(
+        agency, ListConnector([record("A-1"), record("B-1", tax_id=OTHER_AFM, debtor_name="Γιώργος Νικολάου")]), now=NOW
+    )
 
     assert (run.status, run.created) == ("succeeded", 2)
     assert slow_way == [2]
-    owners = dict(
-        db.session.execute(select(Debt.external_id, Debt.debtor_id).where(Debt.agency_id == agency.id)).all()
-    )
+    owners = dict(db.session.execute(select(Debt.external_id, Debt.debtor_id).where(Debt.agency_id == agency.id)).all())
     assert owners["B-1"] == other_id[0]
     names = dict(db.session.execute(select(Debtor.tax_id, Debtor.name)).all())
     assert names == {AFM: "Μαρία Παπαδοπούλου", OTHER_AFM: "Γιώργος Νικολάου"}
@@ -239,7 +251,9 @@ def test_a_batch_relying_on_a_debtor_the_batch_before_did_not_write_is_written_t
             with db.engine_of(app).begin() as other:
                 other_id.append(
                     other.execute(
-                        text("INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"),
+                        text(
+                            "INSERT INTO debtors (country, tax_id, name) VALUES ('GR', :tax_id, 'Other sync') RETURNING id"
+                        ),
                         {"tax_id": OTHER_AFM},
                     ).scalar_one()
                 )
@@ -248,7 +262,9 @@ def test_a_batch_relying_on_a_debtor_the_batch_before_did_not_write_is_written_t
     slow_way: list[str] = []
     write_batch = set_based.write_batch
 
-    def spied_write_batch(cursor: Any, agency_id: int, write: set_based.BatchWrite, synced_at: Any) -> set_based.Written:
+    def spied_write_batch(
+        cursor: Any, agency_id: int, write: set_based.BatchWrite, synced_at: Any
+    ) -> set_based.Written:
         slow_way.extend(record.external_id for record, _, _, _ in write.good)
         return write_batch(cursor, agency_id, write, synced_at)
 

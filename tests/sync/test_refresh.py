@@ -14,9 +14,13 @@ from tests.sync.helpers import AFM, NOW, ListConnector, debt, record
 def test_refresh_reads_the_erp_only_when_stale_and_reports_changes(db_session: None) -> None:
     agency = AgencyFactory(refresh_max_age_seconds=600)
     sync_agency(agency, ListConnector([record()]), now=NOW)
-    fresh = refresh_debtor(agency, "GR", AFM, NOW + timedelta(minutes=5), connector=ListConnector([record(principal_minor=1)]))
+    fresh = refresh_debtor(
+        agency, "GR", AFM, NOW + timedelta(minutes=5), connector=ListConnector([record(principal_minor=1)])
+    )
     assert not fresh.refreshed and debt(agency.id, "A-1").principal_minor == 12000
-    stale = refresh_debtor(agency, "GR", AFM, NOW + timedelta(minutes=15), connector=ListConnector([record(principal_minor=9900)]))
+    stale = refresh_debtor(
+        agency, "GR", AFM, NOW + timedelta(minutes=15), connector=ListConnector([record(principal_minor=9900)])
+    )
     assert stale.refreshed and stale.changed == {"A-1"}
     assert debt(agency.id, "A-1").principal_minor == 9900
 

@@ -70,7 +70,10 @@ def test_an_unchanged_sync_rewrites_no_row(db_session: None, monkeypatch: pytest
     records = demo_records()
     first = sync_agency(agency, ListConnector(records), now=NOW)
     postgresql = db.session.get_bind().dialect.name == "postgresql"
-    versions = "SELECT 'debt', id, xmin::text FROM debts UNION ALL SELECT 'installment', id, xmin::text FROM installments UNION ALL SELECT 'debtor', id, xmin::text FROM debtors ORDER BY 1, 2"
+    versions = (
+        "SELECT 'debt', id, xmin::text FROM debts UNION ALL SELECT 'installment', id, xmin::text FROM installments"
+        " UNION ALL SELECT 'debtor', id, xmin::text FROM debtors ORDER BY 1, 2"
+    )
     before = db.session.execute(text(versions)).all() if postgresql else None
     synced = db.session.execute(select(Debt.id, Debt.synced_at, Debt.content_hash).order_by(Debt.id)).all()
 
@@ -82,7 +85,6 @@ def test_an_unchanged_sync_rewrites_no_row(db_session: None, monkeypatch: pytest
         assert db.session.execute(text(versions)).all() == before
 
 
-
 @ON_POSTGRESQL
 def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_clean_run(
     db_session: None, monkeypatch: pytest.MonkeyPatch
@@ -92,15 +94,17 @@ def test_a_sync_killed_inside_a_batch_leaves_nothing_of_it_and_a_rerun_equals_a_
     clean_agency, broken_agency = AgencyFactory(code="eastcoast"), AgencyFactory(code="eastcoast2")
     sync_agency(clean_agency, ListConnector(records), now=NOW)
 
-    with failing_second_debts_copy(monkeypatch, KeyboardInterrupt("killed between the debts and their installments")):
-        with pytest.raises(KeyboardInterrupt):
-            sync_agency(broken_agency, ListConnector(records), now=NOW)
+    killed = KeyboardInterrupt("killed between the debts and their installments")
+    with failing_second_debts_copy(monkeypatch, killed), pytest.raises(KeyboardInterrupt):
+        sync_agency(broken_agency, ListConnector(records), now=NOW)
     db.session.rollback()  # what the server does when a killed process's connection drops
 
     kept = db.session.scalar(select(func.count()).select_from(Debt).where(Debt.agency_id == broken_agency.id))
     assert kept == 10  # the first batch only: the second left neither debts nor installments
-    orphans = select(func.count()).select_from(Debt).where(
-        Debt.agency_id == broken_agency.id, Debt.category == "settled", ~Debt.installments.any()
+    orphans = (
+        select(func.count())
+        .select_from(Debt)
+        .where(Debt.agency_id == broken_agency.id, Debt.category == "settled", ~Debt.installments.any())
     )
     assert db.session.scalar(orphans) == 0
     dead = db.session.scalars(select(SyncRun).where(SyncRun.agency_id == broken_agency.id)).one()
@@ -129,7 +133,11 @@ def test_a_hash_stored_in_an_earlier_form_counts_as_unchanged_and_is_replaced(
 ) -> None:
     monkeypatch.setattr(engine, "SET_BASED_ON_POSTGRESQL", set_based)
     agency = AgencyFactory()
-    settled = record("S-1", category="settled", installments=(InstallmentRecord(1, date(2026, 1, 31), 6000), InstallmentRecord(2, date(2026, 2, 28), 6000)))
+    settled = record(
+        "S-1",
+        category="settled",
+        installments=(InstallmentRecord(1, date(2026, 1, 31), 6000), InstallmentRecord(2, date(2026, 2, 28), 6000)),
+    )
     sync_agency(agency, ListConnector([record("A-1"), settled]), now=NOW)
     for item in (record("A-1"), settled):
         debt = db.session.scalars(select(Debt).where(Debt.external_id == item.external_id)).one()
@@ -139,16 +147,24 @@ def test_a_hash_stored_in_an_earlier_form_counts_as_unchanged_and_is_replaced(
     run = sync_agency(agency, ListConnector([record("A-1"), settled]), now=NOW + timedelta(days=1))
 
     assert (run.unchanged, run.updated) == (2, 0)
-    rows = db.session.execute(select(Debt.external_id, Debt.content_hash, Debt.synced_at).order_by(Debt.external_id)).all()
-    assert [tuple(row) for row in rows] == [("A-1", content_hash(record("A-1")), NOW), ("S-1", content_hash(settled), NOW)]
+    rows = db.session.execute(
+        select(Debt.external_id, Debt.content_hash, Debt.synced_at).order_by(Debt.external_id)
+    ).all()
+    assert [tuple(row) for row in rows] == [
+        ("A-1", content_hash(record("A-1")), NOW),
+        ("S-1", content_hash(settled), NOW),
+    ]
     assert len(content_hash(settled)) not in EARLIER_HASHES  # the forms are told apart by length
 
     # Once: the next sync finds the current form, unchanged, and writes nothing.
     again = sync_agency(agency, ListConnector([record("A-1"), settled]), now=NOW + timedelta(days=2))
     assert (again.unchanged, again.updated) == (2, 0)
-    assert [tuple(row) for row in db.session.execute(
-        select(Debt.external_id, Debt.content_hash, Debt.synced_at).order_by(Debt.external_id)
-    ).all()] == [tuple(row) for row in rows]
+    assert [
+        tuple(row)
+        for row in db.session.execute(
+            select(Debt.external_id, Debt.content_hash, Debt.synced_at).order_by(Debt.external_id)
+        ).all()
+    ] == [tuple(row) for row in rows]
 
 
 @EARLIER_FORMS
@@ -209,7 +225,14 @@ def test_text_that_copy_must_escape_is_stored_exactly_as_the_erp_sent_it(
 
     assert (run.created, run.quarantined) == (1, 0)
     debt = db.session.scalars(select(Debt).where(Debt.agency_id == agency.id)).one()
-    stored = (debt.external_id, debt.debtor.name, debt.description, debt.vehicle_plate, debt.contact_email, debt.contact_phone)
+    stored = (
+        debt.external_id,
+        debt.debtor.name,
+        debt.description,
+        debt.vehicle_plate,
+        debt.contact_email,
+        debt.contact_phone,
+    )
     assert stored == (tricky.external_id, tricky.debtor_name, tricky.description, "ΑΒΓ 1234", None, "+30\t210")
     assert debt.synced_at == NOW and debt.due_date == tricky.due_date
 
@@ -258,7 +281,11 @@ def test_a_debt_a_payment_holds_after_the_vanished_scan_is_flagged_not_closed(db
             select(Debt.external_id, Debt.status, Debt.closed_reason, Debt.review_reason)
         )
     }
-    assert rows == {"KEEP": ("open", None, None), "GONE": ("cancelled", "vanished", None), "HELD-LATE": ("open", None, "held")}
+    assert rows == {
+        "KEEP": ("open", None, None),
+        "GONE": ("cancelled", "vanished", None),
+        "HELD-LATE": ("open", None, "held"),
+    }
 
 
 @ON_POSTGRESQL
@@ -266,6 +293,8 @@ def test_nothing_vanished_means_one_scan_and_no_update(db_session: None) -> None
     agency = AgencyFactory()
     sync_agency(agency, ListConnector([record("A-1"), record("A-2", tax_id=OTHER_AFM)]), now=NOW)
     cursor = SpyCursor(postgres.cursor())
-    assert postgres.close_vanished(cursor, agency.id, seen_bitmap(*db.session.scalars(select(Debt.id))), NOW, "held") == (0, 0)
+    assert postgres.close_vanished(
+        cursor, agency.id, seen_bitmap(*db.session.scalars(select(Debt.id))), NOW, "held"
+    ) == (0, 0)
     assert cursor.statements == ["SET", "SELECT"]
     assert set(db.session.scalars(select(Debt.status))) == {"open"}

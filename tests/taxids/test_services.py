@@ -29,7 +29,7 @@ def claimed(user_id: int, afm: str, now: datetime = NOW) -> TaxIdLink:
     return services.claim_tax_id(user_id, "GR", afm, now).link
 
 
-def debtor_with_debt(**debt: object):  # noqa: ANN201 - the debt
+def debtor_with_debt(**debt: object):
     """A debtor with a valid AFM and one debt (contact details as the ERP holds them)."""
     debtor = DebtorFactory(tax_id=new_afm(), name="Eleni Georgiou")
     return DebtFactory(debtor=debtor, **debt)

@@ -59,7 +59,7 @@ def debt_of_new_debtor(**fields: object) -> NoticeDebt:
     return NoticeDebt(debtor.tax_id, debt.rf_reference, debtor.id)
 
 
-def claim(client: FlaskClient, afm: str, country: str = "GR"):  # noqa: ANN201 - a response
+def claim(client: FlaskClient, afm: str, country: str = "GR"):
     token = csrf_token(client, "/tax-ids")
     return client.post("/tax-ids", data={"country": country, "number": afm, "csrf_token": token})
 
@@ -77,17 +77,17 @@ def destinations(client: FlaskClient, link_id: int) -> dict[str, str]:
     return dict(zip(labels, keys, strict=True))
 
 
-def send_code(client: FlaskClient, link_id: int, key: str):  # noqa: ANN201 - a response
+def send_code(client: FlaskClient, link_id: int, key: str):
     token = csrf_token(client, f"/tax-ids/{link_id}")
     return client.post(f"/tax-ids/{link_id}/send-code", data={"destination": key, "csrf_token": token})
 
 
-def enter_code(client: FlaskClient, link_id: int, code: str):  # noqa: ANN201 - a response
+def enter_code(client: FlaskClient, link_id: int, code: str):
     token = csrf_token(client, f"/tax-ids/{link_id}/code")
     return client.post(f"/tax-ids/{link_id}/code", data={"code": code, "csrf_token": token})
 
 
-def send_notice(client: FlaskClient, link_id: int, rf_reference: str, amount: str):  # noqa: ANN201
+def send_notice(client: FlaskClient, link_id: int, rf_reference: str, amount: str):
     token = csrf_token(client, f"/tax-ids/{link_id}/notice")
     return client.post(
         f"/tax-ids/{link_id}/notice", data={"rf_reference": rf_reference, "amount": amount, "csrf_token": token}
@@ -154,7 +154,9 @@ def test_the_list_is_in_greek_for_greek_speakers(client: FlaskClient) -> None:
 # -- proof by e-mail code ---------------------------------------------------------------------------------
 
 
-def test_the_code_from_the_email_proves_the_tax_id_and_its_debts_appear(client: FlaskClient, mailbox: SMTPServer) -> None:
+def test_the_code_from_the_email_proves_the_tax_id_and_its_debts_appear(
+    client: FlaskClient, mailbox: SMTPServer
+) -> None:
     debt = debt_of_new_debtor(contact_email="eleni.g@example.org")
     afm = debt.afm
     user = citizen(client)
@@ -188,7 +190,9 @@ def test_several_contacts_let_the_citizen_choose_and_the_sms_goes_to_the_phone(
     client: FlaskClient, sms: RecordingSMSGateway, mailbox: SMTPServer
 ) -> None:
     debt = debt_of_new_debtor(contact_email="eleni@example.org", contact_phone="+306900000101")
-    DebtFactory(debtor=db.session.get(Debtor, debt.debtor_id), contact_email="e.georgiou@mail.gr", contact_phone="+306900000101")
+    DebtFactory(
+        debtor=db.session.get(Debtor, debt.debtor_id), contact_email="e.georgiou@mail.gr", contact_phone="+306900000101"
+    )
     user = citizen(client)
     claim(client, debt.afm)
     link_id = claim_id(user, debt.afm)
@@ -299,7 +303,9 @@ def test_without_contacts_the_page_says_so_and_the_notice_proves_the_tax_id(clie
 
     wrong = send_notice(client, link_id, debt.rf_reference, "12,00")
     assert wrong.status_code == 400
-    assert "The payment code and amount do not match a notice of this tax ID from the last two years." in page_text(wrong)
+    assert "The payment code and amount do not match a notice of this tax ID from the last two years." in page_text(
+        wrong
+    )
     typo = send_notice(client, link_id, "RF12 3", "120,00")
     assert "This is not a payment code as printed on notices" in page_text(typo)
     assert db.session.get(TaxIdLink, link_id).failed_attempts == 1  # the typo did not count

@@ -26,7 +26,7 @@ def clock() -> Iterator[time_machine.Traveller]:
         yield traveller
 
 
-def pass_second_factor(client: FlaskClient, code: str | None = None):  # noqa: ANN201 - a response
+def pass_second_factor(client: FlaskClient, code: str | None = None):
     """Post a code (default: the authenticator's current one) to /treasury/2fa."""
     token = csrf_token(client, "/treasury/2fa")
     return client.post("/treasury/2fa", data={"code": code or totp_code(), "csrf_token": token})

@@ -13,13 +13,19 @@ from tests.factories import AgencyFactory, DebtFactory, paid_payment, staff_memb
 from tests.treasury.conftest import sign_in
 
 
-@pytest.mark.parametrize("page", ["settings", "audit", "settlement", "adoption", "settings/credentials", "settings/emails"])
+@pytest.mark.parametrize(
+    "page", ["settings", "audit", "settlement", "adoption", "settings/credentials", "settings/emails"]
+)
 def test_the_page_renders_in_greek(client: FlaskClient, db_session: None, page: str) -> None:
     agency = AgencyFactory(withholdings={"default": [{"name": "Ταμείο Χ", "percent": "2"}]})
     paid_payment((DebtFactory(agency=agency, due_date=date(2026, 2, 1)), 5000))
-    db.session.add(AuditEntry(agency_id=agency.id, action="settings.update", subject=agency.code, details={"surcharge_policy": {}}))
-    db.session.add(AuditEntry(agency_id=agency.id, action="settings.credentials", subject=agency.code,
-                              details={"stripe_webhook_secret": {"secret": "set"}, "stripe_account": {"from": None, "to": "acct_1X"}}))  # fmt: skip
+    db.session.add(
+        AuditEntry(agency_id=agency.id, action="settings.update", subject=agency.code, details={"surcharge_policy": {}})
+    )
+    credentials = {"stripe_webhook_secret": {"secret": "set"}, "stripe_account": {"from": None, "to": "acct_1X"}}
+    db.session.add(
+        AuditEntry(agency_id=agency.id, action="settings.credentials", subject=agency.code, details=credentials)
+    )
     db.session.commit()
     code = agency.code
     sign_in(client, staff_member(agency, "admin", language="el"))

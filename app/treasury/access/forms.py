@@ -58,7 +58,7 @@ class InviteForm(FlaskForm):
     role = SelectField(_l("Role"), validators=[DataRequired()], render_kw=SELECT_LOOK)
     submit = SubmitField(_l("Invite"))
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.role.choices = _role_choices()
 
@@ -69,7 +69,7 @@ class RoleForm(FlaskForm):
     role = SelectField(_l("Role"), validators=[DataRequired()], render_kw=SELECT_LOOK)
     submit = SubmitField(_l("Change role"))
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.role.choices = _role_choices()
 

@@ -72,7 +72,7 @@ def _treasury_globals() -> dict[str, Any]:
 
 
 @bp.before_request
-def guard():  # noqa: ANN202 - None or a response
+def guard():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     endpoint = request.endpoint or ""

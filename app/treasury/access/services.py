@@ -122,9 +122,7 @@ def _agency_by_code(code: str) -> Agency:
 
 
 def user_by_email(email: str) -> User | None:
-    return db.session.scalar(
-        select(User).where(User.email == email.strip().lower(), User.deleted_at.is_(None))
-    )
+    return db.session.scalar(select(User).where(User.email == email.strip().lower(), User.deleted_at.is_(None)))
 
 
 def _check_role(role: str) -> None:
@@ -144,7 +142,9 @@ def grant_role(user: User, agency: Agency, role: str) -> StaffMembership:
         record("staff.grant", agency_id=agency.id, subject=user.email, details={"role": role})
     elif membership.role != role:
         _keep_an_administrator(membership, role)
-        record("staff.role_change", agency_id=agency.id, subject=user.email, details={"from": membership.role, "to": role})
+        record(
+            "staff.role_change", agency_id=agency.id, subject=user.email, details={"from": membership.role, "to": role}
+        )
         membership.role = role
     db.session.flush()
     log.info("User %s now has the %s role in %s", user.id, role, agency.code)
@@ -239,7 +239,9 @@ def remove_member(membership: StaffMembership) -> None:
     """Take the person off the agency's staff (the last administrator stays)."""
     _keep_an_administrator(membership, None)
     log.info("User %s removed from the staff of agency %s", membership.user_id, membership.agency_id)
-    record("staff.revoke", agency_id=membership.agency_id, subject=membership.user.email, details={"role": membership.role})
+    record(
+        "staff.revoke", agency_id=membership.agency_id, subject=membership.user.email, details={"role": membership.role}
+    )
     db.session.delete(membership)
     db.session.flush()
 
@@ -301,7 +303,9 @@ def invite_staff(agency: Agency, email: str, role: str, invited_by: User) -> Inv
         mailed = _send_staff_mail(
             user.email,
             user.language,
-            subject=lambda: gettext("You have been added to the treasury of %(agency)s", agency=agency_name(user.language)),
+            subject=lambda: gettext(
+                "You have been added to the treasury of %(agency)s", agency=agency_name(user.language)
+            ),
             paragraphs=lambda: [
                 gettext("Hello %(name)s,", name=user.full_name),
                 gettext(
@@ -349,7 +353,7 @@ def invite_staff(agency: Agency, email: str, role: str, invited_by: User) -> Inv
     return InvitationOutcome("invited", mailed)
 
 
-def _send_staff_mail(to: str, language: str, *, subject, paragraphs, link: str) -> bool:  # noqa: ANN001
+def _send_staff_mail(to: str, language: str, *, subject, paragraphs, link: str) -> bool:
     """Compose in ``language`` and send; a failure is logged and reported as False."""
     with force_locale(language):
         mail_subject = subject()

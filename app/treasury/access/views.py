@@ -64,7 +64,7 @@ def _refused(response: Response) -> bool:
 
 @bp.route("/2fa", methods=["GET", "POST"])
 @limiter.limit(_second_factor_limit, key_func=_failed_code, methods=["POST"], deduct_when=_refused)
-def second_factor():  # noqa: ANN201 - a page or a redirect
+def second_factor():
     """Enter a code from the authenticator app (or a recovery code) to open the treasury."""
     if current_user.totp_confirmed_at is None:
         return redirect(url_for("treasury.second_factor_setup"))
@@ -89,8 +89,10 @@ def second_factor():  # noqa: ANN201 - a page or a redirect
 
 
 @bp.route("/2fa/setup", methods=["GET", "POST"])
-@limiter.limit(_second_factor_limit, key_func=_failed_code, methods=["POST"], deduct_when=lambda r: r.status_code == 400)
-def second_factor_setup():  # noqa: ANN201 - a page or a redirect
+@limiter.limit(
+    _second_factor_limit, key_func=_failed_code, methods=["POST"], deduct_when=lambda r: r.status_code == 400
+)
+def second_factor_setup():
     """First time: add the treasury to an authenticator app, confirm a code, keep recovery codes."""
     user = current_user._get_current_object()
     if user.totp_confirmed_at is not None:
@@ -102,7 +104,9 @@ def second_factor_setup():  # noqa: ANN201 - a page or a redirect
         if codes is not None:
             session[SESSION_VERIFIED] = user.id
             # Shown on this response only: the codes exist nowhere else in plain text.
-            page = render_template("treasury/recovery_codes.html", codes=codes, next=_safe_next(url_for("treasury.index")))
+            page = render_template(
+                "treasury/recovery_codes.html", codes=codes, next=_safe_next(url_for("treasury.index"))
+            )
             return make_response(page, 200)
         form.code.errors.append(gettext("This code is not right. Check the app's clock and try the newest code."))
     qr_code = qr_code_svg(
@@ -129,7 +133,7 @@ def _role_label(role: str) -> str:
 # -- staff -----------------------------------------------------------------------------------------------------
 
 
-def _staff_page(invite: InviteForm | None = None, status: int = 200):  # noqa: ANN202 - a response tuple
+def _staff_page(invite: InviteForm | None = None, status: int = 200):
     page = render_template(
         "treasury/staff.html",
         members=services.staff_of(g.agency),
@@ -143,14 +147,14 @@ def _staff_page(invite: InviteForm | None = None, status: int = 200):  # noqa: A
 
 @bp.get("/<agency_code>/staff")
 @requires_role("admin", platform_admin=True)
-def staff(agency_code: str):  # noqa: ANN201 - a page
+def staff(agency_code: str):
     """The agency's staff and pending invitations; invite, change roles, remove."""
     return _staff_page()
 
 
 @bp.post("/<agency_code>/staff/invite")
 @requires_role("admin", platform_admin=True)
-def invite(agency_code: str):  # noqa: ANN201 - a page or a redirect
+def invite(agency_code: str):
     """Invite an e-mail address with a role: granted at once if it has an account, else e-mailed."""
     form = InviteForm()
     if not form.validate_on_submit():
@@ -171,7 +175,7 @@ def invite(agency_code: str):  # noqa: ANN201 - a page or a redirect
 
 @bp.post("/<agency_code>/staff/<int:membership_id>/role")
 @requires_role("admin", platform_admin=True)
-def change_role(agency_code: str, membership_id: int):  # noqa: ANN201 - a redirect
+def change_role(agency_code: str, membership_id: int):
     """Change one staff member's role."""
     form = RoleForm()
     if not form.validate_on_submit():
@@ -189,7 +193,7 @@ def change_role(agency_code: str, membership_id: int):  # noqa: ANN201 - a redir
 
 @bp.post("/<agency_code>/staff/<int:membership_id>/remove")
 @requires_role("admin", platform_admin=True)
-def remove(agency_code: str, membership_id: int):  # noqa: ANN201 - a redirect
+def remove(agency_code: str, membership_id: int):
     """Take someone off the agency's staff."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
@@ -206,7 +210,7 @@ def remove(agency_code: str, membership_id: int):  # noqa: ANN201 - a redirect
 
 @bp.post("/<agency_code>/staff/invitations/<int:invitation_id>/revoke")
 @requires_role("admin", platform_admin=True)
-def revoke_invitation(agency_code: str, invitation_id: int):  # noqa: ANN201 - a redirect
+def revoke_invitation(agency_code: str, invitation_id: int):
     """Cancel an invitation not accepted yet; its link stops working."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
@@ -219,7 +223,7 @@ def revoke_invitation(agency_code: str, invitation_id: int):  # noqa: ANN201 - a
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
-def accept_invitation(token: str):  # noqa: ANN201 - a page or a redirect
+def accept_invitation(token: str):
     """Accept an e-mailed invitation, logged in with the address it was sent to."""
     user = current_user._get_current_object()
     form = ConfirmForm()

@@ -24,14 +24,16 @@ class AuditFilterForm(FlaskForm):
     date_to = DateField(_l("To (date)"), validators=[Optional()])
     action = SelectField(_l("Action"), validators=[Optional()], render_kw=SELECT_LOOK)
     subject = StringField(
-        _l("Subject (receipt number, e-mail address)"), validators=[Optional(), Length(max=254)], render_kw={"spellcheck": "false"}
+        _l("Subject (receipt number, e-mail address)"),
+        validators=[Optional(), Length(max=254)],
+        render_kw={"spellcheck": "false"},
     )
 
-    def __init__(self, *args, actions: list[tuple[str, str]], **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, actions: list[tuple[str, str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.action.choices = [("", _l("Any"))] + actions
 
-    def validate_date_to(self, field) -> None:  # noqa: ANN001
+    def validate_date_to(self, field) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError(_l("The end date must not be before the start date."))
 
@@ -40,11 +42,11 @@ class AuditFilterForm(FlaskForm):
         """Whether any filter is set."""
         return any(field.data for field in self)
 
-    def filters(self):  # noqa: ANN201 - AuditFilters
+    def filters(self):
         """The valid filters as plain values (call after ``validate``)."""
         from app.audit.services import AuditFilters
 
-        def valid(name: str):  # noqa: ANN202
+        def valid(name: str):
             field = self[name]
             return None if field.errors or not field.data else field.data
 

@@ -39,11 +39,15 @@ def parse_questions(text: str | None) -> list[dict[str, Any]]:
             continue
         parts = [part.strip() for part in raw.split(";")]
         if len(parts) < 3 or not _KEY.fullmatch(parts[0]):
-            raise ValueError(str(_l(
-                "Line %(number)s: write a key (small Latin letters), the Greek label and the English label, "
-                "separated by semicolons, then optionally “required”.",
-                number=number,
-            )))
+            raise ValueError(
+                str(
+                    _l(
+                        "Line %(number)s: write a key (small Latin letters), the Greek label and the English label, "
+                        "separated by semicolons, then optionally “required”.",
+                        number=number,
+                    )
+                )
+            )
         if any(question["key"] == parts[0] for question in questions):
             raise ValueError(str(_l("Line %(number)s: the key %(key)s is used twice.", number=number, key=parts[0])))
         questions.append(
@@ -60,7 +64,9 @@ def parse_questions(text: str | None) -> list[dict[str, Any]]:
 def questions_text(questions: list[dict[str, Any]] | None) -> str:
     """Stored questions back as the form's lines."""
     return "\n".join(
-        "; ".join([q["key"], q.get("label_el", ""), q.get("label_en", "")] + (["required"] if q.get("required") else []))
+        "; ".join(
+            [q["key"], q.get("label_el", ""), q.get("label_en", "")] + (["required"] if q.get("required") else [])
+        )
         for q in questions or []
     )
 
@@ -76,8 +82,12 @@ class ItemForm(FlaskForm):
         ],
     )
     kind = SelectField(_l("Kind"), choices=[], validate_choice=True)
-    name_el = StringField(_l("Name in Greek"), validators=[DataRequired(_l("Enter the name in Greek.")), Length(max=200)])
-    name_en = StringField(_l("Name in English"), validators=[DataRequired(_l("Enter the name in English.")), Length(max=200)])
+    name_el = StringField(
+        _l("Name in Greek"), validators=[DataRequired(_l("Enter the name in Greek.")), Length(max=200)]
+    )
+    name_en = StringField(
+        _l("Name in English"), validators=[DataRequired(_l("Enter the name in English.")), Length(max=200)]
+    )
     description_el = TextAreaField(_l("Description in Greek"), validators=[Optional(), Length(max=2000)])
     description_en = TextAreaField(_l("Description in English"), validators=[Optional(), Length(max=2000)])
     price = StringField(_l("Price of one"), validators=[Optional(), Length(max=20)])
@@ -92,7 +102,10 @@ class ItemForm(FlaskForm):
     max_per_order = IntegerField(
         _l("Most per order"),
         default=10,
-        validators=[DataRequired(_l("Enter how many one order may hold.")), NumberRange(min=1, max=100, message=_l("Enter 1 to 100."))],
+        validators=[
+            DataRequired(_l("Enter how many one order may hold.")),
+            NumberRange(min=1, max=100, message=_l("Enter 1 to 100.")),
+        ],
     )
     questions = TextAreaField(_l("Questions for the buyer"), validators=[Optional(), Length(max=2000)])
     requires_account = BooleanField(_l("Only for signed-in citizens"))
@@ -118,7 +131,7 @@ class ItemForm(FlaskForm):
     def _moment(self, value: datetime | None) -> datetime | None:
         return value.replace(tzinfo=self.zone) if value is not None else None
 
-    def validate(self, extra_validators: Any = None) -> bool:  # noqa: C901 - one rule per field
+    def validate(self, extra_validators: Any = None) -> bool:
         """Field checks, then the rules between fields; fills ``cleaned`` with the model's values."""
         if not super().validate(extra_validators):
             return False
@@ -175,6 +188,7 @@ class ItemForm(FlaskForm):
 
     def fill_from(self, item: Any, language: str) -> None:
         """Show a stored item in the form (amounts as typed, times in the agency's zone)."""
+
         def typed(amount: int | None) -> str:
             if amount is None:
                 return ""

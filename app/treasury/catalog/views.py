@@ -34,7 +34,7 @@ tickets_bp.before_request(guard)
 tickets_bp.after_request(private)
 
 
-def _item_form(**kwargs) -> ItemForm:  # noqa: ANN003
+def _item_form(**kwargs) -> ItemForm:
     return ItemForm(currency=g.agency.currency, timezone=g.agency.timezone, **kwargs)
 
 
@@ -47,7 +47,7 @@ def catalog(agency_code: str) -> str:
     )
 
 
-def _save(form: ItemForm, item=None):  # noqa: ANN001, ANN202 - a CatalogItem or None
+def _save(form: ItemForm, item=None):
     try:
         return save_item(g.agency, form.cleaned, item)
     except ItemCodeTaken:
@@ -57,7 +57,7 @@ def _save(form: ItemForm, item=None):  # noqa: ANN001, ANN202 - a CatalogItem or
 
 @bp.route("/<agency_code>/catalog/new", methods=["GET", "POST"])
 @requires_role("admin")
-def new_item(agency_code: str):  # noqa: ANN201 - a page or a redirect
+def new_item(agency_code: str):
     """Add an item to the agency's catalog."""
     form = _item_form()
     if form.validate_on_submit() and _save(form) is not None:
@@ -68,7 +68,7 @@ def new_item(agency_code: str):  # noqa: ANN201 - a page or a redirect
 
 @bp.route("/<agency_code>/catalog/<int:item_id>", methods=["GET", "POST"])
 @requires_role("admin")
-def edit_item(agency_code: str, item_id: int):  # noqa: ANN201 - a page or a redirect
+def edit_item(agency_code: str, item_id: int):
     """Change an item; sold tickets stay valid whatever changes."""
     item = agency_item(g.agency.id, item_id)
     if item is None:
@@ -87,14 +87,16 @@ def _staff_agency_ids() -> list[int]:
 
 
 @tickets_bp.route("/tickets/check", methods=["GET", "POST"])
-def check():  # noqa: ANN201 - a page
+def check():
     """Let a ticket in once; a GET (an opened QR code) only shows the ticket and asks to confirm."""
     agency_ids = _staff_agency_ids()
     if request.method == "GET":
         form = TicketCheckForm(formdata=None, code=request.args.get("code", ""))
         ticket = find_ticket(form.code.data, agency_ids) if form.code.data else None
         status = 404 if form.code.data and ticket is None else 200
-        return render_template("treasury/ticket_check.html", form=form, ticket=ticket, outcome=None, looked_up=bool(form.code.data)), status
+        return render_template(
+            "treasury/ticket_check.html", form=form, ticket=ticket, outcome=None, looked_up=bool(form.code.data)
+        ), status
     form = TicketCheckForm()
     if not form.validate_on_submit():
         return render_template("treasury/ticket_check.html", form=form, ticket=None, outcome=None, looked_up=False), 400

@@ -27,16 +27,22 @@ class PaymentFilterForm(FlaskForm):
     status = SelectField(_l("Status"), validators=[Optional()], render_kw=SELECT_LOOK)
     category = SelectField(_l("Debt category"), validators=[Optional()], render_kw=SELECT_LOOK)
     kind = SelectField(_l("Kind of debt"), validators=[Optional()], render_kw=SELECT_LOOK)
-    amount_min = StringField(_l("Amount from"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"})
-    amount_max = StringField(_l("Amount to"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"})
+    amount_min = StringField(
+        _l("Amount from"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"}
+    )
+    amount_max = StringField(
+        _l("Amount to"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"}
+    )
     payer = StringField(_l("Payer tax ID or name"), validators=[Optional(), Length(max=200)])
     rf = StringField(_l("RF reference"), validators=[Optional(), Length(max=40)], render_kw={"spellcheck": "false"})
     reference = StringField(
-        _l("Receipt number or provider reference"), validators=[Optional(), Length(max=100)], render_kw={"spellcheck": "false"}
+        _l("Receipt number or provider reference"),
+        validators=[Optional(), Length(max=100)],
+        render_kw={"spellcheck": "false"},
     )
     channel = SelectField(_l("Channel"), validators=[Optional()], render_kw=SELECT_LOOK)
 
-    def __init__(self, *args, currency: str, choices: dict[str, list[tuple[str, str]]], **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, currency: str, choices: dict[str, list[tuple[str, str]]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.currency = currency
         any_choice = [("", _l("Any"))]
@@ -45,12 +51,12 @@ class PaymentFilterForm(FlaskForm):
         self.kind.choices = any_choice + choices["kinds"]
         self.channel.choices = any_choice + choices["channels"]
 
-    def _amount(self, field) -> int | None:  # noqa: ANN001
+    def _amount(self, field) -> int | None:
         if not field.data:
             return None
         return parse_currency_amount(field.data, self.currency)
 
-    def validate_amount_min(self, field) -> None:  # noqa: ANN001
+    def validate_amount_min(self, field) -> None:
         try:
             self._amount(field)
         except ValueError:
@@ -58,13 +64,13 @@ class PaymentFilterForm(FlaskForm):
 
     validate_amount_max = validate_amount_min
 
-    def validate_rf(self, field) -> None:  # noqa: ANN001
+    def validate_rf(self, field) -> None:
         from app.domain.references import is_valid_rf
 
         if field.data and not is_valid_rf(field.data):
             raise ValidationError(_l("Enter an RF reference like RF18 5390 0754 7034."))
 
-    def validate_date_to(self, field) -> None:  # noqa: ANN001
+    def validate_date_to(self, field) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError(_l("The end date must not be before the start date."))
 
@@ -77,7 +83,7 @@ class PaymentFilterForm(FlaskForm):
         """The valid filters as plain values (call after ``validate``; invalid fields are ignored)."""
         from app.domain.references import normalise_rf
 
-        def valid(name: str):  # noqa: ANN202
+        def valid(name: str):
             field = self._fields[name]
             return None if field.errors or not field.data else field.data
 

@@ -61,7 +61,7 @@ class PaymentFilters:
     channel: str | None = None
 
 
-def _agency_subtotal(agency_id: int):  # noqa: ANN202 - a scalar subquery
+def _agency_subtotal(agency_id: int):
     return (
         select(func.sum(PaymentLine.amount_minor))
         .where(PaymentLine.payment_id == Payment.id, PaymentLine.agency_id == agency_id)
@@ -105,7 +105,9 @@ def filtered_payments(agency: Agency, filters: PaymentFilters) -> Select:
     statement = select(Payment, subtotal.label("agency_amount_minor")).where(exists(lines.correlate(Payment)))
     zone = ZoneInfo(agency.timezone)
     if filters.date_from:
-        statement = statement.where(Payment.created_at >= literal(_local_midnight_utc(filters.date_from, zone), UTCDateTime()))
+        statement = statement.where(
+            Payment.created_at >= literal(_local_midnight_utc(filters.date_from, zone), UTCDateTime())
+        )
     if filters.date_to:
         end = _local_midnight_utc(filters.date_to + timedelta(days=1), zone)
         statement = statement.where(Payment.created_at < literal(end, UTCDateTime()))
@@ -151,7 +153,7 @@ class Cursor:
             return None
         return cls(created_at, int(match.group(2)))
 
-    def key(self):  # noqa: ANN201 - a SQL tuple
+    def key(self):
         return tuple_(literal(self.created_at, UTCDateTime()), literal(self.payment_id))
 
 
@@ -275,13 +277,21 @@ def payment_timeline(agency: Agency, payment: Payment) -> list[TimelineEvent]:
     for charge in db.session.scalars(
         select(ProviderCharge).where(ProviderCharge.payment_id == payment.id, ProviderCharge.agency_id == agency.id)
     ):
-        events.append(TimelineEvent(charge.created_at, "charge_created", {"reference": charge.provider_reference or ""}))
+        events.append(
+            TimelineEvent(charge.created_at, "charge_created", {"reference": charge.provider_reference or ""})
+        )
         if charge.status in ("captured", "failed", "canceled") and charge.updated_at is not None:
-            events.append(TimelineEvent(charge.updated_at, f"charge_{charge.status}", {"code": charge.failure_code or ""}))
+            events.append(
+                TimelineEvent(charge.updated_at, f"charge_{charge.status}", {"code": charge.failure_code or ""})
+            )
     for entry, actor in db.session.execute(
         select(AuditEntry, User.full_name)
         .outerjoin(User, User.id == AuditEntry.actor_user_id)
-        .where(AuditEntry.agency_id == agency.id, AuditEntry.subject == payment.reference, AuditEntry.action == "payment.status")
+        .where(
+            AuditEntry.agency_id == agency.id,
+            AuditEntry.subject == payment.reference,
+            AuditEntry.action == "payment.status",
+        )
         .order_by(AuditEntry.at, AuditEntry.id)
     ):
         events.append(TimelineEvent(entry.at, "status", {**entry.details, "actor": actor or ""}))
@@ -296,9 +306,12 @@ def payment_timeline(agency: Agency, payment: Payment) -> list[TimelineEvent]:
         details = {"amount_minor": refund.amount_minor, "status": refund.status, "reference": refund.reference}
         events.append(TimelineEvent(refund.created_at, "refund", {**details, "actor": requested_by or ""}))
     keys = [f"{TOPIC_ERP_PAYMENT_ACK}:{payment.reference}:{agency.code}"]
-    keys += [f"{TOPIC_ERP_SALE_ACK}:{payment.reference}:{line_id}" for line_id in db.session.scalars(
-        select(PaymentLine.id).where(PaymentLine.payment_id == payment.id, PaymentLine.agency_id == agency.id)
-    )]
+    keys += [
+        f"{TOPIC_ERP_SALE_ACK}:{payment.reference}:{line_id}"
+        for line_id in db.session.scalars(
+            select(PaymentLine.id).where(PaymentLine.payment_id == payment.id, PaymentLine.agency_id == agency.id)
+        )
+    ]
     keys += [f"{TOPIC_ERP_REFUND_ACK}:{reference}" for reference in refund_references]
     for message in db.session.scalars(
         select(OutboxMessage).where(OutboxMessage.key.in_(keys), OutboxMessage.agency_id == agency.id)
@@ -307,7 +320,9 @@ def payment_timeline(agency: Agency, payment: Payment) -> list[TimelineEvent]:
             events.append(TimelineEvent(message.delivered_at, "erp_recorded", {"topic": message.topic}))
         elif message.status == "dead":
             events.append(TimelineEvent(message.next_attempt_at, "erp_failed", {"topic": message.topic}))
-    receipt = db.session.scalar(select(OutboxMessage).where(OutboxMessage.key == f"{TOPIC_RECEIPT_EMAIL}:{payment.reference}"))
+    receipt = db.session.scalar(
+        select(OutboxMessage).where(OutboxMessage.key == f"{TOPIC_RECEIPT_EMAIL}:{payment.reference}")
+    )
     if receipt is not None and receipt.status == "delivered" and receipt.delivered_at is not None:
         events.append(TimelineEvent(receipt.delivered_at, "receipt_sent"))
     return sorted(events, key=lambda event: event.at)
@@ -352,7 +367,11 @@ def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
         for sale in db.session.scalars(
             select(OutboxMessage).where(
                 OutboxMessage.key.in_(
-                    [f"{TOPIC_ERP_SALE_ACK}:{payment.reference}:{line.id}" for line in lines if line.item_id is not None]
+                    [
+                        f"{TOPIC_ERP_SALE_ACK}:{payment.reference}:{line.id}"
+                        for line in lines
+                        if line.item_id is not None
+                    ]
                 ),
                 OutboxMessage.agency_id == agency.id,
             )
@@ -361,7 +380,9 @@ def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
     for line in lines:
         sale = sales.get(f"{TOPIC_ERP_SALE_ACK}:{payment.reference}:{line.id}")
         if sale is not None:  # an item sold is told to the ERP by a message of its own
-            write_back[line.id] = WriteBack(sale.status, sale.attempts, sale.last_error, sale.delivered_at, sale.next_attempt_at)
+            write_back[line.id] = WriteBack(
+                sale.status, sale.attempts, sale.last_error, sale.delivered_at, sale.next_attempt_at
+            )
         elif message is not None and f"{payment.reference}:{line.id}" in acknowledged:
             write_back[line.id] = WriteBack(
                 message.status, message.attempts, message.last_error, message.delivered_at, message.next_attempt_at
@@ -372,7 +393,12 @@ def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
     # An item sold is withheld from by its kind ("ticket", "donation"), as a debt by its own.
     withholdings = {line.id: split(_line_kind(line), line.amount_minor) for line in lines}
     return AgencyPayment(
-        payment, lines, sum(line.amount_minor for line in lines), write_back, withholdings, payment_timeline(agency, payment)
+        payment,
+        lines,
+        sum(line.amount_minor for line in lines),
+        write_back,
+        withholdings,
+        payment_timeline(agency, payment),
     )
 
 

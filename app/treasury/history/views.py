@@ -109,7 +109,7 @@ def export_xlsx(agency_code: str) -> Response:
     form = _filter_form(g.access)
     # An anonymous temporary file: the workbook is built on disk, not in memory, and the file
     # is gone once send_file has streamed it and closed it.
-    workbook = tempfile.TemporaryFile()
+    workbook = tempfile.TemporaryFile()  # noqa: SIM115 - send_file closes it once streamed
     try:
         exports.export_xlsx(g.agency, form.filters(), workbook)
         workbook.seek(0)

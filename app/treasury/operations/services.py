@@ -55,7 +55,7 @@ class Page(Generic[Row]):
     older: int | None
 
 
-def _page(statement: Select, id_column, before: int | None, page_size: int) -> Page:  # noqa: ANN001 - a column
+def _page(statement: Select, id_column, before: int | None, page_size: int) -> Page:
     """A page by keyset on the id, newest first; no OFFSET."""
     if before is not None:
         statement = statement.where(id_column < before)
@@ -89,11 +89,14 @@ def quarantine(
 
 def open_quarantine_count(agency: Agency) -> int:
     """How many of the agency's quarantined records wait for someone."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(QuarantinedRecord)
-        .where(QuarantinedRecord.agency_id == agency.id, QuarantinedRecord.status == "open")
-    ) or 0
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(QuarantinedRecord)
+            .where(QuarantinedRecord.agency_id == agency.id, QuarantinedRecord.status == "open")
+        )
+        or 0
+    )
 
 
 def quarantined_record(agency: Agency, record_id: int) -> QuarantinedRecord:
@@ -117,7 +120,9 @@ def readable_payload(raw: str) -> str:
     return json.dumps(parsed, ensure_ascii=False, indent=2, sort_keys=True)
 
 
-def _resolve(agency: Agency, record_ids: list[int], status: str, now: datetime, user_id: int | None, reason: str | None) -> int:
+def _resolve(
+    agency: Agency, record_ids: list[int], status: str, now: datetime, user_id: int | None, reason: str | None
+) -> int:
     """The one place the treasury closes quarantined records: open → retried or dismissed."""
     if status not in ("retried", "dismissed") or not record_ids:
         raise ValueError("A quarantined record can only be retried or dismissed.")
@@ -198,7 +203,7 @@ def retry_quarantine(
         raise OperationRefused(
             gettext("A sync of this agency is running now. Try again when it has finished; the records stay open.")
         ) from None
-    except Exception as error:  # noqa: BLE001 - the run is recorded as failed with its error
+    except Exception as error:
         log.warning("retrying the quarantine of %s: the sync failed: %s", agency.code, error)
         _record_retry(agency, len(record_ids), user_id, outcome="failed")
         raise OperationRefused(
@@ -210,7 +215,9 @@ def retry_quarantine(
     return QuarantineRetry(retried, run)
 
 
-def _record_retry(agency: Agency, records: int, user_id: int | None, *, outcome: str, run: SyncRun | None = None) -> None:
+def _record_retry(
+    agency: Agency, records: int, user_id: int | None, *, outcome: str, run: SyncRun | None = None
+) -> None:
     details: dict[str, object] = {"records": records, "outcome": outcome}
     if run is not None:
         details |= {"run": run.id, "created": run.created, "updated": run.updated, "quarantined": run.quarantined}
@@ -228,7 +235,7 @@ def message_state(message: OutboxMessage) -> str:
     return message.status
 
 
-def _state_condition(state: str):  # noqa: ANN202 - a SQL condition
+def _state_condition(state: str):
     if state == "pending":
         return (OutboxMessage.status == "pending") & (OutboxMessage.attempts == 0)
     if state == "waiting":

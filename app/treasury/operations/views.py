@@ -61,7 +61,7 @@ class QuarantineFilterForm(FlaskForm):
 
     status = SelectField(_l("Show"), validators=[Optional()], default="open")
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.status.choices = [(view, quarantine_view_label(view)) for view in operations.QUARANTINE_VIEWS]
 
@@ -74,9 +74,11 @@ class OutboxFilterForm(FlaskForm):
 
     state = SelectField(_l("State"), validators=[Optional()])
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.state.choices = [("", _l("Any"))] + [(state, outbox_state_label(state)) for state in operations.OUTBOX_STATES]
+        self.state.choices = [("", _l("Any"))] + [
+            (state, outbox_state_label(state)) for state in operations.OUTBOX_STATES
+        ]
 
 
 # -- words for codes ------------------------------------------------------------------------------------
@@ -131,7 +133,9 @@ def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return ""
     if seconds < 60:
-        return gettext("%(seconds)s s", seconds=format_decimal(round(seconds, 1), format="0.0", locale=current_language()))
+        return gettext(
+            "%(seconds)s s", seconds=format_decimal(round(seconds, 1), format="0.0", locale=current_language())
+        )
     minutes, rest = divmod(round(seconds), 60)
     return gettext("%(minutes)s min %(seconds)s s", minutes=minutes, seconds=rest)
 
@@ -189,7 +193,7 @@ def quarantine(agency_code: str) -> str:
     )
 
 
-def _record_page(record_id: int, form: DismissForm | None = None, status: int = 200):  # noqa: ANN202 - a response
+def _record_page(record_id: int, form: DismissForm | None = None, status: int = 200):
     try:
         found = operations.quarantined_record(g.agency, record_id)
     except LookupError:
@@ -206,22 +210,20 @@ def _record_page(record_id: int, form: DismissForm | None = None, status: int = 
 
 @bp.get("/<agency_code>/operations/quarantine/<int:record_id>")
 @requires_role("view")
-def quarantined_record(agency_code: str, record_id: int):  # noqa: ANN201 - a page
+def quarantined_record(agency_code: str, record_id: int):
     """One quarantined record: why, the payload as received, and who dismissed it and why."""
     return _record_page(record_id)
 
 
 @bp.post("/<agency_code>/operations/quarantine/<int:record_id>/dismiss")
 @requires_role("admin")
-def dismiss_quarantined(agency_code: str, record_id: int):  # noqa: ANN201 - a page or a redirect
+def dismiss_quarantined(agency_code: str, record_id: int):
     """Dismiss one open record with a reason (recorded in the audit log)."""
     form = DismissForm()
     if not form.validate_on_submit():
         return _record_page(record_id, form, 400)
     try:
-        operations.dismiss_quarantined(
-            g.agency, record_id, form.reason.data, user_id=current_user.id, now=utcnow()
-        )
+        operations.dismiss_quarantined(g.agency, record_id, form.reason.data, user_id=current_user.id, now=utcnow())
     except LookupError:
         abort(404)
     except OperationRefused as refused:
@@ -233,7 +235,7 @@ def dismiss_quarantined(agency_code: str, record_id: int):  # noqa: ANN201 - a p
 
 @bp.post("/<agency_code>/operations/quarantine/retry")
 @requires_role("admin")
-def retry_quarantine(agency_code: str):  # noqa: ANN201 - a redirect
+def retry_quarantine(agency_code: str):
     """Read the agency's ERP again in full; the open records are retried."""
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -284,7 +286,7 @@ def outbox(agency_code: str) -> str:
 
 @bp.post("/<agency_code>/operations/outbox/<int:message_id>/retry")
 @requires_role("refund")
-def retry_outbox_message(agency_code: str, message_id: int):  # noqa: ANN201 - a redirect
+def retry_outbox_message(agency_code: str, message_id: int):
     """Queue a dead write-back message again; the worker delivers it at its next tick."""
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -295,9 +297,7 @@ def retry_outbox_message(agency_code: str, message_id: int):  # noqa: ANN201 - a
     except OperationRefused as refused:
         flash(str(refused), "error")
     else:
-        flash(
-            gettext("Message %(number)s is queued again and will be sent shortly.", number=message.id), "success"
-        )
+        flash(gettext("Message %(number)s is queued again and will be sent shortly.", number=message.id), "success")
     return redirect(url_for("treasury.outbox", agency_code=agency_code, **_kept_filters()), 303)
 
 

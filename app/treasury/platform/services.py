@@ -50,7 +50,7 @@ class AgencyOverview:
 def agencies_overview() -> list[AgencyOverview]:
     """Every agency, by code, with the counts the platform's agencies page shows."""
 
-    def counts(statement) -> dict[int, int]:  # noqa: ANN001 - a select of (agency_id, count)
+    def counts(statement) -> dict[int, int]:
         return {agency_id: count for agency_id, count in db.session.execute(statement)}
 
     staff = counts(select(StaffMembership.agency_id, func.count()).group_by(StaffMembership.agency_id))

@@ -57,7 +57,9 @@ class NewAgencyForm(FlaskForm):
         validators=[DataRequired(_l("Enter the agency's code.")), Length(max=40)],
         render_kw={"spellcheck": "false", "autocapitalize": "none"},
     )
-    name_el = StringField(_l("Name in Greek"), validators=[DataRequired(_l("Enter the name in Greek.")), Length(max=200)])
+    name_el = StringField(
+        _l("Name in Greek"), validators=[DataRequired(_l("Enter the name in Greek.")), Length(max=200)]
+    )
     name_en = StringField(
         _l("Name in English"), validators=[DataRequired(_l("Enter the name in English.")), Length(max=200)]
     )
@@ -104,7 +106,7 @@ class PlatformAuditFilterForm(AuditFilterForm):
 
     agency = SelectField(_l("Entries of"), validators=[Optional()])
 
-    def __init__(self, *args, agencies: list[tuple[str, str]], **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, agencies: list[tuple[str, str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.agency.choices = [
             ("", _l("Every agency, and the platform")),
@@ -134,7 +136,7 @@ def platform_agencies() -> str:
 
 @bp.route("/platform/agencies/new", methods=["GET", "POST"])
 @platform_admin_only
-def platform_new_agency():  # noqa: ANN201 - a page or a redirect
+def platform_new_agency():
     """Add an agency and invite its first administrator by e-mail."""
     form = NewAgencyForm()
     if form.validate_on_submit():
@@ -155,7 +157,9 @@ def platform_new_agency():  # noqa: ANN201 - a page or a redirect
             if added.invitation.status == "granted":
                 flash(gettext("The agency has been added; %(email)s is its administrator.", email=email), "success")
             elif added.invitation.mailed:
-                flash(gettext("The agency has been added and we sent an invitation to %(email)s.", email=email), "success")
+                flash(
+                    gettext("The agency has been added and we sent an invitation to %(email)s.", email=email), "success"
+                )
             else:
                 flash(
                     gettext(

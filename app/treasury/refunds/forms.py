@@ -24,7 +24,7 @@ class RefundForm(FlaskForm):
     available_minor = HiddenField()
     submit = SubmitField(_l("Refund"))
 
-    def __init__(self, *args, currency: str = "EUR", **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, currency: str = "EUR", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.currency = currency
         self.amount_minor: int | None = None

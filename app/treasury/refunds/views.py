@@ -33,7 +33,7 @@ def _refused_message(refused: RefundRefused, currency: str) -> str:
 
 @bp.post("/<agency_code>/payments/<reference>/refund")
 @requires_role("refund")
-def refund(agency_code: str, reference: str):  # noqa: ANN201 - a page or a redirect
+def refund(agency_code: str, reference: str):
     """Refund part or all of this agency's share, if the refundable amount is what the form saw."""
     found = services.agency_payment(g.agency, reference)
     if found is None:
@@ -59,9 +59,21 @@ def refund(agency_code: str, reference: str):  # noqa: ANN201 - a page or a redi
         flash(unavailable_message(), "error")
         return redirect(page_url, 303)
     if done.status == "succeeded":
-        flash(gettext("Refunded %(amount)s (%(reference)s).", amount=money(done.amount_minor, currency), reference=done.reference), "success")
+        flash(
+            gettext(
+                "Refunded %(amount)s (%(reference)s).",
+                amount=money(done.amount_minor, currency),
+                reference=done.reference,
+            ),
+            "success",
+        )
     else:
-        flash(gettext("The card processor refused the refund (%(code)s). Nothing was refunded.", code=done.failure_code or "?"), "error")
+        flash(
+            gettext(
+                "The card processor refused the refund (%(code)s). Nothing was refunded.", code=done.failure_code or "?"
+            ),
+            "error",
+        )
     return redirect(page_url, 303)
 
 

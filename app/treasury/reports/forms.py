@@ -20,7 +20,7 @@ class SettlementForm(FlaskForm):
     date_from = DateField(_l("From (date)"), name="from", validators=[Optional()])
     date_to = DateField(_l("To (date)"), name="to", validators=[Optional()])
 
-    def validate_date_to(self, field) -> None:  # noqa: ANN001
+    def validate_date_to(self, field) -> None:
         from app.treasury.reports.services import MAX_SETTLEMENT_DAYS
 
         if field.data and self.date_from.data:

@@ -162,9 +162,7 @@ def split_by_weight(amount_minor: int, weights: list[int]) -> list[int]:
     if total <= 0:
         raise ValueError("The weights must add up to more than zero.")
     parts = [amount_minor * weight // total for weight in weights]
-    remainders = sorted(
-        range(len(weights)), key=lambda index: (-(amount_minor * weights[index] % total), index)
-    )
+    remainders = sorted(range(len(weights)), key=lambda index: (-(amount_minor * weights[index] % total), index))
     for index in remainders[: amount_minor - sum(parts)]:
         parts[index] += 1
     return parts

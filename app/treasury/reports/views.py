@@ -42,7 +42,7 @@ def _settlement_days() -> tuple[SettlementForm, reports.SettlementReport | None]
 
 @bp.get("/<agency_code>/settlement")
 @requires_role("view")
-def settlement(agency_code: str):  # noqa: ANN201 - a page
+def settlement(agency_code: str):
     """Per local day and kind of debt: payment lines, gross, withholdings, refunds, fees, net; totals that add up."""
     form, report = _settlement_days()
     page = render_template("treasury/settlement.html", form=form, report=report)
@@ -79,7 +79,7 @@ def settlement_export(agency_code: str) -> Response:
 
 
 @bp.app_template_filter("treasury_percent")
-def percent_figure(value) -> str:  # noqa: ANN001 - a Decimal
+def percent_figure(value) -> str:
     """A share with one decimal in the request's language: 12.5 or 12,5."""
     return format_decimal(value, format="0.0", locale=current_language())
 

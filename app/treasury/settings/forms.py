@@ -44,7 +44,7 @@ class CheckboxesField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
 
-    def pre_validate(self, form) -> None:  # noqa: ANN001
+    def pre_validate(self, form) -> None:
         values = dict(self.choices or [])
         for value in self.data or []:
             if value not in values:
@@ -95,7 +95,11 @@ def parse_withholdings(text: str | None, currency: str) -> list[Withholding] | N
             )
         if len(name) > MAX_NAME_LENGTH:
             raise ValidationError(
-                _l("Line %(line)s: the beneficiary's name has at most %(count)s characters.", line=number, count=MAX_NAME_LENGTH)
+                _l(
+                    "Line %(line)s: the beneficiary's name has at most %(count)s characters.",
+                    line=number,
+                    count=MAX_NAME_LENGTH,
+                )
             )
         if value.endswith("%"):
             try:
@@ -116,7 +120,10 @@ def parse_withholdings(text: str | None, currency: str) -> list[Withholding] | N
                 amount = 0
             if amount <= 0:
                 raise ValidationError(
-                    _l("Line %(line)s: enter the amount like 0,50 (more than zero), or a percentage like 2%%.", line=number)
+                    _l(
+                        "Line %(line)s: enter the amount like 0,50 (more than zero), or a percentage like 2%%.",
+                        line=number,
+                    )
                 )
             withholdings.append(Withholding(name, fixed_minor=amount))
     if sum((item.percent for item in withholdings if item.percent is not None), Decimal(0)) > 100:
@@ -163,11 +170,17 @@ class SettingsFormBase(FlaskForm):
         ],
         render_kw={"inputmode": "numeric"},
     )
-    cap_amount = StringField(_l("Cap as an amount"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"})
-    cap_percent = StringField(
-        _l("Cap as a percentage of the principal"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"}
+    cap_amount = StringField(
+        _l("Cap as an amount"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"}
     )
-    minimum = StringField(_l("Minimum surcharge"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"})
+    cap_percent = StringField(
+        _l("Cap as a percentage of the principal"),
+        validators=[Optional(), Length(max=20)],
+        render_kw={"inputmode": "decimal"},
+    )
+    minimum = StringField(
+        _l("Minimum surcharge"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"}
+    )
     rounding = SelectField(_l("Rounding of the surcharge to the cent"), render_kw=SELECT_LOOK)
     surcharged_categories = CheckboxesField(_l("Debt categories that carry a surcharge"))
     installments_in_order = BooleanField(_l("Installments must be paid oldest first"))
@@ -192,7 +205,7 @@ class SettingsFormBase(FlaskForm):
     kinds: list[str] = []
     currency: str = "EUR"
 
-    def __init__(self, *args, currency: str, labels: dict[str, dict[str, str]], **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, currency: str, labels: dict[str, dict[str, str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.currency = currency
         categories = [(category, labels["categories"].get(category, category)) for category in ALL_CATEGORIES]
@@ -227,12 +240,12 @@ class SettingsFormBase(FlaskForm):
 
     # -- per-field checks -------------------------------------------------------------------
 
-    def _amount(self, field) -> int | None:  # noqa: ANN001
+    def _amount(self, field) -> int | None:
         if not (field.data or "").strip():
             return None
         return parse_currency_amount(field.data, self.currency)
 
-    def validate_rate_percent(self, field) -> None:  # noqa: ANN001
+    def validate_rate_percent(self, field) -> None:
         try:
             rate = _decimal(field.data)
         except ValueError:
@@ -240,13 +253,13 @@ class SettingsFormBase(FlaskForm):
         if rate is None or rate < 0 or rate > 100:
             raise ValidationError(_l("The rate must be between 0 and 100 per cent."))
 
-    def validate_cap_amount(self, field) -> None:  # noqa: ANN001
+    def validate_cap_amount(self, field) -> None:
         try:
             self._amount(field)
         except ValueError:
             raise ValidationError(_l("Enter an amount like 12,50.")) from None
 
-    def validate_minimum(self, field) -> None:  # noqa: ANN001
+    def validate_minimum(self, field) -> None:
         try:
             minimum = self._amount(field)
         except ValueError:
@@ -258,7 +271,7 @@ class SettingsFormBase(FlaskForm):
         if minimum is not None and cap is not None and minimum > cap:
             raise ValidationError(_l("The minimum surcharge cannot be more than the cap."))
 
-    def validate_cap_percent(self, field) -> None:  # noqa: ANN001
+    def validate_cap_percent(self, field) -> None:
         try:
             percent = _decimal(field.data)
         except ValueError:
@@ -266,21 +279,21 @@ class SettingsFormBase(FlaskForm):
         if percent is not None and percent < 0:
             raise ValidationError(_l("The percentage cannot be negative."))
 
-    def validate_online_categories(self, field) -> None:  # noqa: ANN001
+    def validate_online_categories(self, field) -> None:
         if not field.data:
             raise ValidationError(_l("Choose at least one category, or nobody can pay online."))
 
-    def validate_online_kinds(self, field) -> None:  # noqa: ANN001
+    def validate_online_kinds(self, field) -> None:
         if not self.all_kinds.data and not field.data:
             raise ValidationError(_l("Choose at least one kind of debt, or tick “every kind”."))
 
-    def validate_preview_principal(self, field) -> None:  # noqa: ANN001
+    def validate_preview_principal(self, field) -> None:
         try:
             self._amount(field)
         except ValueError:
             raise ValidationError(_l("Enter an amount like 12,50.")) from None
 
-    def validate(self, extra_validators=None) -> bool:  # noqa: ANN001
+    def validate(self, extra_validators=None) -> bool:
         """Check each field, then the policy as a whole (the domain has the last word)."""
         valid = super().validate(extra_validators)
         if self.preview.data:  # the example must be complete to preview it (not to save)
@@ -406,23 +419,27 @@ class CredentialsForm(FlaskForm):
         validators=[Optional(), Length(max=64)],
         render_kw={"spellcheck": "false", "autocapitalize": "off"},
     )
-    stripe_secret_key = PasswordField(_l("Stripe secret key"), validators=[Optional(), Length(max=250)], render_kw=_SECRET_INPUT)
+    stripe_secret_key = PasswordField(
+        _l("Stripe secret key"), validators=[Optional(), Length(max=250)], render_kw=_SECRET_INPUT
+    )
     stripe_webhook_secret = PasswordField(
         _l("Webhook signing secret"), validators=[Optional(), Length(max=250)], render_kw=_SECRET_INPUT
     )
     save = SubmitField(_l("Save the credentials"))
 
-    def validate_stripe_account(self, field) -> None:  # noqa: ANN001
+    def validate_stripe_account(self, field) -> None:
         field.data = (field.data or "").strip()
         if field.data and not STRIPE_ACCOUNT.fullmatch(field.data):
             raise ValidationError(_l("Enter the account ID as Stripe shows it, starting “acct_”."))
 
-    def validate_stripe_secret_key(self, field) -> None:  # noqa: ANN001
+    def validate_stripe_secret_key(self, field) -> None:
         field.data = (field.data or "").strip()
         if field.data and not STRIPE_SECRET_KEY.fullmatch(field.data):
-            raise ValidationError(_l("Enter a secret key as Stripe shows it, starting “sk_live_”, “sk_test_” or “rk_”."))
+            raise ValidationError(
+                _l("Enter a secret key as Stripe shows it, starting “sk_live_”, “sk_test_” or “rk_”.")
+            )
 
-    def validate_stripe_webhook_secret(self, field) -> None:  # noqa: ANN001
+    def validate_stripe_webhook_secret(self, field) -> None:
         field.data = (field.data or "").strip()
         if field.data and not STRIPE_WEBHOOK_SECRET.fullmatch(field.data):
             raise ValidationError(_l("Enter the signing secret as Stripe shows it, starting “whsec_”."))
@@ -472,7 +489,7 @@ class NotesForm(FlaskForm):
         """The texts by column, cleaned as they are stored."""
         return {name: clean_note(getattr(self, name).data) for name in NOTE_COLUMNS.values()}
 
-    def validate(self, extra_validators=None) -> bool:  # noqa: ANN001
+    def validate(self, extra_validators=None) -> bool:
         """Count the length of what is stored (CRLF counts once), not of what the browser sent."""
         for name in NOTE_COLUMNS.values():
             field = getattr(self, name)

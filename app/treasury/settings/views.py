@@ -83,7 +83,7 @@ def _settings_initial(current: agency_settings.AgencySettings, kinds: list[str],
 
 @bp.route("/<agency_code>/settings", methods=["GET", "POST"])
 @requires_role("admin")
-def settings(agency_code: str):  # noqa: ANN201 - a page or a redirect
+def settings(agency_code: str):
     """What is payable online, the surcharge policy with a preview, guest second factors."""
     agency = g.agency
     current = agency_settings.current_settings(agency)
@@ -123,7 +123,7 @@ def settings(agency_code: str):  # noqa: ANN201 - a page or a redirect
 
 @bp.route("/<agency_code>/settings/credentials", methods=["GET", "POST"])
 @requires_role("admin")
-def credentials(agency_code: str):  # noqa: ANN201 - a page or a redirect
+def credentials(agency_code: str):
     """The agency's Stripe connected account, secret key and webhook signing secret (write-only)."""
     form = CredentialsForm(data=None if request.method == "POST" else {"stripe_account": g.agency.stripe_account})
     if form.validate_on_submit():
@@ -152,7 +152,7 @@ def _webhook_url(agency_code: str) -> str:
 
 @bp.post("/<agency_code>/settings/credentials/remove")
 @requires_role("admin")
-def remove_credential(agency_code: str):  # noqa: ANN201 - a redirect
+def remove_credential(agency_code: str):
     """Forget a stored secret, or the connected account (the button's ``credential``)."""
     form = RemoveCredentialForm()
     if not form.validate_on_submit():
@@ -164,7 +164,7 @@ def remove_credential(agency_code: str):  # noqa: ANN201 - a redirect
 
 @bp.route("/<agency_code>/settings/emails", methods=["GET", "POST"])
 @requires_role("admin")
-def email_notes(agency_code: str):  # noqa: ANN201 - a page or a redirect
+def email_notes(agency_code: str):
     """Texts the agency adds to its payers' receipt and refund e-mails, in Greek and English."""
     form = NotesForm(data=None if request.method == "POST" else agency_settings.current_notes(g.agency))
     if form.validate_on_submit():

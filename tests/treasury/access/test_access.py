@@ -72,9 +72,13 @@ OTHER_ENDPOINTS = [endpoint for endpoint in ALL_ENDPOINTS if endpoint not in AGE
 
 
 def test_the_walk_sees_the_routes_it_should() -> None:
-    assert {"treasury.payments", "treasury.payment", "treasury.export", "treasury.export_xlsx", "treasury.staff"} <= set(
-        AGENCY_ENDPOINTS
-    )
+    assert {
+        "treasury.payments",
+        "treasury.payment",
+        "treasury.export",
+        "treasury.export_xlsx",
+        "treasury.staff",
+    } <= set(AGENCY_ENDPOINTS)
     assert {
         "treasury.settings", "treasury.audit", "treasury.audit_export",
         "treasury.settlement", "treasury.settlement_export", "treasury.adoption",
@@ -137,7 +141,7 @@ def _post_data(client: FlaskClient, page: str) -> dict:
     return {"csrf_token": csrf_token(client, page), "email": "someone@example.org", "role": "view"}
 
 
-def _call(client: FlaskClient, rule: Rule, url: str, token_page: str):  # noqa: ANN202 - a response
+def _call(client: FlaskClient, rule: Rule, url: str, token_page: str):
     if "GET" in rule.methods:
         return client.get(url)
     return client.post(url, data=_post_data(client, token_page))
@@ -208,7 +212,9 @@ def test_people_who_are_not_staff_see_nothing(app: Flask, client: FlaskClient, w
         assert response.status_code == 404, endpoint
 
 
-def test_a_platform_admin_manages_staff_but_does_not_read_payments(app: Flask, client: FlaskClient, world: World) -> None:
+def test_a_platform_admin_manages_staff_but_does_not_read_payments(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
     operator = staff_member(None, is_platform_admin=True)
     sign_in(client, operator)
     home = world.home

@@ -34,7 +34,9 @@ def test_first_sign_in_sets_up_the_authenticator_and_shows_ten_recovery_codes_on
     # Reloading shows the same secret: a code already scanned keeps working.
     assert SECRET_ON_PAGE.search(client.get("/treasury/2fa/setup").get_data(as_text=True)).group(1) == secret
 
-    wrong = client.post("/treasury/2fa/setup", data={"code": "000000", "csrf_token": csrf_token(client, "/treasury/2fa/setup")})
+    wrong = client.post(
+        "/treasury/2fa/setup", data={"code": "000000", "csrf_token": csrf_token(client, "/treasury/2fa/setup")}
+    )
     assert wrong.status_code == 400 and "This code is not right" in page_text(wrong)
 
     _secret, codes = enrol(client)
@@ -176,7 +178,9 @@ def test_a_totp_sign_in_upgrades_old_recovery_codes_without_using_them(client: F
 def test_a_wrong_recovery_code_fails(client: FlaskClient, code: str) -> None:
     user = staff_member(AgencyFactory(), "view")
     user_id = user.id
-    db.session.add(StaffRecoveryCode(user_id=user_id, code_hash=hashlib.sha256(b"0a1b2c3d4e").hexdigest(), created_at=MORNING))
+    db.session.add(
+        StaffRecoveryCode(user_id=user_id, code_hash=hashlib.sha256(b"0a1b2c3d4e").hexdigest(), created_at=MORNING)
+    )
     db.session.add(StaffRecoveryCode(user_id=user_id, code_hash=_hash_recovery_code("fffff-00000"), created_at=MORNING))
     db.session.commit()
     log_in(client, user.email, PASSWORD)

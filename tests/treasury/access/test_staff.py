@@ -15,7 +15,7 @@ from app.extensions import db
 from app.treasury.models import StaffInvitation, StaffMembership
 from tests.factories import PASSWORD, AgencyFactory, StaffMembershipFactory, UserFactory, staff_member
 from tests.helpers import csrf_token, log_in, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.mail.smtp import SMTPServer
 from tests.treasury.conftest import enrol, sign_in
 
 
@@ -25,7 +25,7 @@ def role_of(user_id: int, agency_id: int) -> str | None:
     )
 
 
-def invite(client: FlaskClient, code: str, email: str, role: str):  # noqa: ANN201 - a response
+def invite(client: FlaskClient, code: str, email: str, role: str):
     token = csrf_token(client, f"/treasury/{code}/staff")
     return client.post(f"/treasury/{code}/staff/invite", data={"email": email, "role": role, "csrf_token": token})
 
@@ -122,7 +122,12 @@ def test_a_revoked_invitation_link_stops_working(client: FlaskClient, app: Flask
     link = mailbox.only("late@example.org").link_path("/treasury/invitations/")
     invitation_id = db.session.scalar(select(StaffInvitation.id))
     token = csrf_token(client, f"/treasury/{code}/staff")
-    assert client.post(f"/treasury/{code}/staff/invitations/{invitation_id}/revoke", data={"csrf_token": token}).status_code == 303
+    assert (
+        client.post(
+            f"/treasury/{code}/staff/invitations/{invitation_id}/revoke", data={"csrf_token": token}
+        ).status_code
+        == 303
+    )
     UserFactory(email="late@example.org")
     late = app.test_client()
     log_in(late, "late@example.org", PASSWORD)
@@ -140,7 +145,7 @@ def test_an_admin_changes_roles_and_removes_staff_but_not_the_last_admin(client:
     sign_in(client, admin)
     staff_page = f"/treasury/{code}/staff"
 
-    def post(path: str, **data: str):  # noqa: ANN202
+    def post(path: str, **data: str):
         return client.post(path, data={"csrf_token": csrf_token(client, staff_page), **data})
 
     assert post(f"{staff_page}/{colleague_id}/role", role="refund").status_code == 303

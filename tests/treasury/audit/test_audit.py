@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -17,9 +17,9 @@ from app.audit.services import AuditFilters, audit_page
 from app.extensions import db
 from app.treasury.access import services
 from app.treasury.models import StaffInvitation, StaffMembership
-from tests.factories import PASSWORD, AgencyFactory, StaffMembershipFactory, UserFactory, staff_member
+from tests.factories import PASSWORD, AgencyFactory, UserFactory, staff_member
 from tests.helpers import csrf_token, log_in, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.mail.smtp import SMTPServer
 from tests.treasury.conftest import enrol, pass_second_factor, sign_in
 
 
@@ -36,7 +36,7 @@ def office(db_session: None) -> dict:
     return {"agency_id": agency.id, "code": agency.code, "admin": admin, "admin_id": admin.id}
 
 
-def _post(client: FlaskClient, office: dict, path: str, **data: str):  # noqa: ANN202 - a response
+def _post(client: FlaskClient, office: dict, path: str, **data: str):
     token = csrf_token(client, f"/treasury/{office['code']}/staff")
     return client.post(f"/treasury/{office['code']}{path}", data={"csrf_token": token, **data})
 
@@ -53,16 +53,28 @@ def test_inviting_granting_changing_and_removing_staff_are_recorded(
     assert (invite.subject, invite.details) == ("clerk@example.org", {"role": "view", "outcome": "granted"})
     assert (grant.subject, grant.details) == ("clerk@example.org", {"role": "view"})
     for entry in (invite, grant):
-        assert (entry.agency_id, entry.actor_user_id, entry.ip_address) == (office["agency_id"], office["admin_id"], "127.0.0.1")
+        assert (entry.agency_id, entry.actor_user_id, entry.ip_address) == (
+            office["agency_id"],
+            office["admin_id"],
+            "127.0.0.1",
+        )
 
     membership_id = db.session.scalar(select(StaffMembership.id).where(StaffMembership.user_id == colleague_id))
     assert _post(client, office, f"/staff/{membership_id}/role", role="refund").status_code == 303
     [change] = _entries("staff.role_change")
-    assert (change.subject, change.details, change.actor_user_id) == ("clerk@example.org", {"from": "view", "to": "refund"}, office["admin_id"])
+    assert (change.subject, change.details, change.actor_user_id) == (
+        "clerk@example.org",
+        {"from": "view", "to": "refund"},
+        office["admin_id"],
+    )
 
     assert _post(client, office, f"/staff/{membership_id}/remove").status_code == 303
     [removal] = _entries("staff.revoke")
-    assert (removal.subject, removal.details, removal.agency_id) == ("clerk@example.org", {"role": "refund"}, office["agency_id"])
+    assert (removal.subject, removal.details, removal.agency_id) == (
+        "clerk@example.org",
+        {"role": "refund"},
+        office["agency_id"],
+    )
 
     assert _post(client, office, "/staff/invite", email="new@example.org", role="admin").status_code == 303
     invited = _entries("staff.invite")[-1]
@@ -94,7 +106,11 @@ def test_accepting_an_invitation_is_recorded_as_the_invited_person(app: Flask, o
         db.session.commit()  # as the request that accepted it would
         joiner_id = joiner.id
     [accepted] = _entries("staff.invitation_accept")
-    assert (accepted.actor_user_id, accepted.agency_id, accepted.details) == (joiner_id, office["agency_id"], {"role": "view"})
+    assert (accepted.actor_user_id, accepted.agency_id, accepted.details) == (
+        joiner_id,
+        office["agency_id"],
+        {"role": "view"},
+    )
     [grant] = _entries("staff.grant")
     assert grant.subject == "joiner@example.org"
 
@@ -135,7 +151,9 @@ def logged(office: dict) -> dict:
             AuditEntry(at=at, agency_id=office["agency_id"], action=action, subject=subject, details={"to": "x"})
         )
     db.session.add(
-        AuditEntry(at=rows[0][0], agency_id=other.id, action="staff.invite", subject="elsewhere@example.org", details={})
+        AuditEntry(
+            at=rows[0][0], agency_id=other.id, action="staff.invite", subject="elsewhere@example.org", details={}
+        )
     )
     db.session.commit()
     return office
@@ -145,7 +163,11 @@ def _subjects(client: FlaskClient, office: dict, **query: str) -> list[str]:
     response = client.get(f"/treasury/{office['code']}/audit", query_string=query)
     assert response.status_code == 200
     text = page_text(response)
-    return [subject for subject in ("anna@", "CP-AAAA", office["code"] + "<", "bob@", "CP-BBBB", "elsewhere@") if subject in text]
+    return [
+        subject
+        for subject in ("anna@", "CP-AAAA", office["code"] + "<", "bob@", "CP-BBBB", "elsewhere@")
+        if subject in text
+    ]
 
 
 FILTERS = [
@@ -161,7 +183,9 @@ FILTERS = [
 
 
 @pytest.mark.parametrize(("query", "expected"), FILTERS)
-def test_the_page_filters_the_agencys_entries(client: FlaskClient, logged: dict, query: dict, expected: list[str]) -> None:
+def test_the_page_filters_the_agencys_entries(
+    client: FlaskClient, logged: dict, query: dict, expected: list[str]
+) -> None:
     sign_in(client, logged["admin"])
     found = _subjects(client, logged, **query)
     assert found == [subject.replace("{code}", logged["code"]) for subject in expected]

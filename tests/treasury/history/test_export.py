@@ -41,7 +41,12 @@ def test_export_has_one_row_per_line_of_this_agency_with_exact_amounts(client: F
     assert first["Receipt number"] == reference
     assert first["Debt ID"] == "FEE-1" and first["RF reference"] == fee_rf
     assert first["Payer name"] == "Μαρία Παπαδοπούλου" and first["Payer tax ID"] == "123456789"
-    assert (first["Principal"], first["Surcharge"], first["Amount"], first["Currency"]) == ("123.45", "0.67", "124.12", "EUR")
+    assert (first["Principal"], first["Surcharge"], first["Amount"], first["Currency"]) == (
+        "123.45",
+        "0.67",
+        "124.12",
+        "EUR",
+    )
     assert (first["Withheld"], first["Net to agency"]) == ("0.00", "124.12")  # the agency withholds nothing
     second = dict(zip(header, lines[1], strict=True))
     assert (second["Debt ID"], second["Installment"], second["Amount"]) == ("ARR-7", "2", "50.00")
@@ -77,7 +82,9 @@ def test_a_large_export_is_streamed_in_batches_and_complete(client: FlaskClient,
     debts = [DebtFactory(agency=agency), DebtFactory(agency=agency)]
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for number in range(250):
-        paid_payment((debts[0], 100 + number), (debts[1], 1), created_at=start + timedelta(minutes=number // 4), commit=False)
+        paid_payment(
+            (debts[0], 100 + number), (debts[1], 1), created_at=start + timedelta(minutes=number // 4), commit=False
+        )
     db.session.commit()
     code = agency.code
     sign_in(client, staff_member(agency, "view"))

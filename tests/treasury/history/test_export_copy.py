@@ -29,11 +29,11 @@ def _on_postgresql() -> None:
         pytest.skip("COPY ... TO STDOUT is PostgreSQL's; the SQLite pass uses the Python writer only")
 
 
-def _export(agency, filters: PaymentFilters, method: str, semicolon: bool = False) -> bytes:  # noqa: ANN001
+def _export(agency, filters: PaymentFilters, method: str, semicolon: bool = False) -> bytes:
     return b"".join(export_csv(agency, filters, semicolon=semicolon, method=method))
 
 
-def _town_with_awkward_payments():  # noqa: ANN202 - (town, other agency)
+def _town_with_awkward_payments():
     """A town with withholdings and every kind of value a CSV writer can get wrong; and a neighbour."""
     town = AgencyFactory(
         code="copytown",
@@ -151,7 +151,9 @@ def test_copy_never_exports_another_agencys_lines(app_ctx: Flask, filters: Payme
     body = _export(town, filters, "copy").decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(body, newline="")))[1:]
     assert "NEIGHBOUR-ONLY" not in body and "999.99" not in body and "42.42" not in body
-    town_lines = db.session.scalar(select(func.count()).select_from(PaymentLine).where(PaymentLine.agency_id == town.id))
+    town_lines = db.session.scalar(
+        select(func.count()).select_from(PaymentLine).where(PaymentLine.agency_id == town.id)
+    )
     if filters == PaymentFilters():
         assert len(table) == town_lines
     # And the neighbour's export has only its own: the shared payments' other lines stay out.
@@ -161,12 +163,16 @@ def test_copy_never_exports_another_agencys_lines(app_ctx: Flask, filters: Payme
 
 def test_an_agency_in_another_currency_and_time_zone(app_ctx: Flask) -> None:
     _on_postgresql()
-    agency = AgencyFactory(currency="JPY", timezone="America/New_York", withholdings={"default": [{"name": "X", "percent": "33.3"}]})
+    agency = AgencyFactory(
+        currency="JPY", timezone="America/New_York", withholdings={"default": [{"name": "X", "percent": "33.3"}]}
+    )
     debt = DebtFactory(agency=agency, currency="JPY")
     paid_payment((debt, 12345, 5), created_at=datetime(2026, 3, 8, 6, 59, 59, tzinfo=UTC))
     paid_payment((debt, 1), created_at=datetime(2026, 11, 1, 5, 30, tzinfo=UTC))
     for semicolon in (False, True):
-        assert _export(agency, PaymentFilters(), "copy", semicolon) == _export(agency, PaymentFilters(), "python", semicolon)
+        assert _export(agency, PaymentFilters(), "copy", semicolon) == _export(
+            agency, PaymentFilters(), "python", semicolon
+        )
     body = _export(agency, PaymentFilters(), "copy").decode("utf-8-sig")
     assert "12350,4113,8237,JPY" in body  # no decimals for yen; 33.3 % of 12350 = 4112.55 → 4113
 

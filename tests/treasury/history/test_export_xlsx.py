@@ -134,7 +134,7 @@ def test_the_payments_page_links_the_workbook_with_the_filters(client: FlaskClie
     assert f'href="/treasury/{code}/payments.xlsx?channel=guest"' in page
 
 
-def staff_member_of(code: str):  # noqa: ANN201 - a User
+def staff_member_of(code: str):
     """A viewer of the agency with this code."""
     from sqlalchemy import select
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from app.debts.models import Debt
 from app.domain.references import format_rf
+from app.erp_writeback.handlers import enqueue_payment_acks
 from app.extensions import db
 from app.outbox.models import OutboxMessage
-from app.erp_writeback.handlers import enqueue_payment_acks
 from app.payments.models import Payment
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, paid_payment, staff_member
 from tests.helpers import page_text
@@ -116,9 +116,13 @@ def test_keyset_pages_cover_every_payment_once_in_order(client: FlaskClient) -> 
     assert [ref for page in pages for ref in page] == expected
 
     # And back again with "Newer", from the last page to the first.
-    html = client.get(f"/treasury/{code}/payments?before=" + re.search(r"before=([0-9.]+)", client.get(
-        f"/treasury/{code}/payments").get_data(as_text=True)).group(1)).get_data(as_text=True)
-    html = client.get(re.search(r'rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")).get_data(as_text=True)
+    html = client.get(
+        f"/treasury/{code}/payments?before="
+        + re.search(r"before=([0-9.]+)", client.get(f"/treasury/{code}/payments").get_data(as_text=True)).group(1)
+    ).get_data(as_text=True)
+    html = client.get(re.search(r'rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")).get_data(
+        as_text=True
+    )
     assert REFERENCE_LINK.findall(html) == pages[2]
     back = re.search(r'rel="prev" href="([^"]+)"', html).group(1).replace("&amp;", "&")
     html = client.get(back).get_data(as_text=True)
@@ -191,7 +195,9 @@ def test_a_line_filter_does_not_match_another_agencys_line(client: FlaskClient, 
 def test_the_payment_page_shows_status_times_and_write_back(client: FlaskClient) -> None:
     agency = AgencyFactory(timezone="Europe/Athens")
     debt = DebtFactory(agency=agency, description="Stall rent March")
-    paid = paid_payment((debt, 3000), created_at=datetime(2026, 2, 28, 22, 30, tzinfo=UTC), provider_reference="pi_3Abc")
+    paid = paid_payment(
+        (debt, 3000), created_at=datetime(2026, 2, 28, 22, 30, tzinfo=UTC), provider_reference="pi_3Abc"
+    )
     failed = paid_payment((debt, 3000), status="failed")
     enqueue_payment_acks(paid)
     db.session.commit()

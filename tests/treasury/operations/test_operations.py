@@ -54,13 +54,21 @@ def _side(agency: Agency, label: str) -> dict:
     )  # fmt: skip
     messages = {
         state: OutboxMessage(
-            topic="erp_payment_ack", key=f"erp_payment_ack:{label}-{state}:{agency.code}", agency_id=agency.id,
-            payload={"lines": []}, status=status, attempts=attempts, next_attempt_at=MORNING + timedelta(minutes=5),
+            topic="erp_payment_ack",
+            key=f"erp_payment_ack:{label}-{state}:{agency.code}",
+            agency_id=agency.id,
+            payload={"lines": []},
+            status=status,
+            attempts=attempts,
+            next_attempt_at=MORNING + timedelta(minutes=5),
             last_error=f"{label} {state} error" if attempts else None,
             delivered_at=MORNING if status == "delivered" else None,
         )  # fmt: skip
         for state, status, attempts in (
-            ("pending", "pending", 0), ("waiting", "pending", 2), ("dead", "dead", 12), ("delivered", "delivered", 1)
+            ("pending", "pending", 0),
+            ("waiting", "pending", 2),
+            ("dead", "dead", 12),
+            ("delivered", "delivered", 1),
         )
     }
     db.session.add_all([open_record, dismissed, *messages.values()])
@@ -90,7 +98,7 @@ def _signed_in(client: FlaskClient, side: dict, role: str = "admin") -> None:
     sign_in(client, staff_member(_agency(side), role))
 
 
-def _post(client: FlaskClient, side: dict, path: str, **data: str):  # noqa: ANN202 - a response
+def _post(client: FlaskClient, side: dict, path: str, **data: str):
     token = csrf_token(client, f"/treasury/{side['code']}/operations/sync")
     return client.post(f"/treasury/{side['code']}/operations{path}", data={"csrf_token": token, **data})
 
@@ -138,8 +146,14 @@ def test_sync_runs_show_counts_duration_outcome_and_error(client: FlaskClient, h
 def test_sync_runs_are_paged_newest_first_by_keyset(client: FlaskClient, home: dict) -> None:
     agency = _agency(home)
     db.session.add_all(
-        SyncRun(agency_id=agency.id, kind="incremental", status="succeeded", started_at=MORNING, finished_at=MORNING,
-                error=f"run number {number:02d}")  # fmt: skip
+        SyncRun(
+            agency_id=agency.id,
+            kind="incremental",
+            status="succeeded",
+            started_at=MORNING,
+            finished_at=MORNING,
+            error=f"run number {number:02d}",
+        )  # fmt: skip
         for number in range(1, 56)
     )
     db.session.commit()
@@ -147,7 +161,9 @@ def test_sync_runs_are_paged_newest_first_by_keyset(client: FlaskClient, home: d
     assert [run.error for run in first.rows[:2]] == ["run number 55", "run number 54"]
     assert len(first.rows) == operations.PAGE_SIZE and first.older is not None
     second = operations.sync_runs(agency, before=first.older)
-    assert [run.error for run in second.rows] == [f"run number {n:02d}" for n in range(5, 0, -1)] + ["ERP of HOME timed out"]
+    assert [run.error for run in second.rows] == [f"run number {n:02d}" for n in range(5, 0, -1)] + [
+        "ERP of HOME timed out"
+    ]
     assert second.older is None
 
     _signed_in(client, home, "view")
@@ -191,7 +207,9 @@ def test_an_administrator_dismisses_a_record_with_a_reason(client: FlaskClient, 
     db.session.expire_all()
     dismissed = db.session.get(QuarantinedRecord, home["open"])
     assert (dismissed.status, dismissed.dismissed_reason, dismissed.resolved_by_id) == (
-        "dismissed", "Duplicate of a corrected record", admin.id
+        "dismissed",
+        "Duplicate of a corrected record",
+        admin.id,
     )
     assert dismissed.resolved_at == MORNING
     [entry] = _entries("sync.quarantine_dismiss")
@@ -285,7 +303,11 @@ def test_an_administrator_retries_the_quarantine_after_the_erp_fixed_a_record(
     assert (retried.status, retried.resolved_by_id) == ("retried", admin.id)
     assert operations.open_quarantine_count(_agency(reading_agency)) == 0
     [entry] = _entries("sync.quarantine_retry")
-    assert (entry.agency_id, entry.actor_user_id, entry.subject) == (reading_agency["agency_id"], admin.id, reading_agency["code"])
+    assert (entry.agency_id, entry.actor_user_id, entry.subject) == (
+        reading_agency["agency_id"],
+        admin.id,
+        reading_agency["code"],
+    )
     assert entry.details["records"] == 1 and entry.details["outcome"] == "succeeded" and entry.details["created"] == 1
 
 

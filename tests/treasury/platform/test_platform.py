@@ -18,10 +18,15 @@ from app.extensions import db
 from app.treasury.models import ROLES, StaffInvitation, StaffMembership
 from tests.factories import AgencyFactory, UserFactory, staff_member
 from tests.helpers import csrf_token, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.mail.smtp import SMTPServer
 from tests.treasury.conftest import sign_in
 
-PLATFORM_PAGES = ["/treasury/platform", "/treasury/platform/agencies/new", "/treasury/platform/audit", "/treasury/platform/audit.csv"]
+PLATFORM_PAGES = [
+    "/treasury/platform",
+    "/treasury/platform/agencies/new",
+    "/treasury/platform/audit",
+    "/treasury/platform/audit.csv",
+]
 
 
 def _entries(action: str) -> list[AuditEntry]:
@@ -36,7 +41,7 @@ def operator(db_session: None) -> dict:
     return {"user": user, "id": user.id}
 
 
-def _new_agency(client: FlaskClient, **changes: str):  # noqa: ANN202 - a response
+def _new_agency(client: FlaskClient, **changes: str):
     data = {
         "code": "northbay",
         "name_el": "Δήμος Βόρειου Κόλπου",
@@ -56,7 +61,9 @@ def test_the_platform_routes_are_the_ones_tested_here(app: Flask) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("path", PLATFORM_PAGES)
-def test_an_agencys_staff_get_404_on_every_platform_page(client: FlaskClient, db_session: None, role: str, path: str) -> None:
+def test_an_agencys_staff_get_404_on_every_platform_page(
+    client: FlaskClient, db_session: None, role: str, path: str
+) -> None:
     sign_in(client, staff_member(AgencyFactory(), role))
     assert client.get(path).status_code == 404
     if path.endswith("/new"):
@@ -100,10 +107,18 @@ def test_adding_an_agency_invites_its_first_administrator_by_email(
 
     agency = db.session.scalar(select(Agency).where(Agency.code == "northbay"))
     assert (agency.name_el, agency.name_en, agency.timezone, agency.currency, agency.connector) == (
-        "Δήμος Βόρειου Κόλπου", "Municipality of North Bay", "Europe/Athens", "EUR", {"type": "push"}
+        "Δήμος Βόρειου Κόλπου",
+        "Municipality of North Bay",
+        "Europe/Athens",
+        "EUR",
+        {"type": "push"},
     )
     [invitation] = db.session.scalars(select(StaffInvitation).where(StaffInvitation.agency_id == agency.id)).all()
-    assert (invitation.email, invitation.role, invitation.invited_by_id) == ("chief@north-bay.example.org", "admin", operator["id"])
+    assert (invitation.email, invitation.role, invitation.invited_by_id) == (
+        "chief@north-bay.example.org",
+        "admin",
+        operator["id"],
+    )
     mail = mailbox.only("chief@north-bay.example.org")
     assert "/treasury/invitations/" in mail.text
     [created] = _entries("platform.agency_create")
@@ -113,7 +128,9 @@ def test_adding_an_agency_invites_its_first_administrator_by_email(
     assert (invited.agency_id, invited.details) == (agency.id, {"role": "admin", "outcome": "invited"})
 
 
-def test_an_existing_account_becomes_the_administrator_at_once(client: FlaskClient, operator: dict, mailbox: SMTPServer) -> None:
+def test_an_existing_account_becomes_the_administrator_at_once(
+    client: FlaskClient, operator: dict, mailbox: SMTPServer
+) -> None:
     chief_id = UserFactory(email="chief@example.org").id
     sign_in(client, operator["user"])
     response = _new_agency(client, admin_email="chief@example.org")
@@ -158,7 +175,9 @@ def logged(operator: dict) -> dict:
     return {"town": town.id, "port": port.id}
 
 
-def test_the_platform_audit_log_shows_every_agency_and_the_platform(client: FlaskClient, operator: dict, logged: dict) -> None:
+def test_the_platform_audit_log_shows_every_agency_and_the_platform(
+    client: FlaskClient, operator: dict, logged: dict
+) -> None:
     sign_in(client, operator["user"])
     everything = page_text(client.get("/treasury/platform/audit"))
     for subject in ("town-subject", "port-subject", "platform-subject"):

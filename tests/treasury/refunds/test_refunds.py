@@ -17,7 +17,7 @@ from app.payments.models import Payment, Refund
 from app.payments.refunds import RefundRefused, refund_payment
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link, paid_payment, staff_member
 from tests.helpers import csrf_token, page_text
-from tests.mail.smtp import SMTPServer, mailbox, smtp_server  # noqa: F401 - fixtures
+from tests.mail.smtp import SMTPServer
 from tests.treasury.conftest import sign_in
 
 
@@ -39,7 +39,9 @@ def page_of(paid: dict) -> str:
     return f"/treasury/town/payments/{paid['payment']}"
 
 
-def post_refund(client: FlaskClient, paid: dict, amount: str, available: int, reason: str = "Paid twice at the counter"):  # noqa: ANN201
+def post_refund(
+    client: FlaskClient, paid: dict, amount: str, available: int, reason: str = "Paid twice at the counter"
+):
     token = csrf_token(client, page_of(paid))
     data = {"amount": amount, "reason": reason, "available_minor": str(available), "csrf_token": token}
     return client.post(page_of(paid) + "/refund", data=data)
@@ -133,8 +135,12 @@ def test_two_staff_refunding_at_once_refund_once(app: Flask, committed_db: None)
             barrier.wait()
             try:
                 refund_payment(
-                    payment_id=payment_id, agency=agency, amount_minor=5000, expected_available_minor=5000,
-                    reason="duplicate", user_id=None,
+                    payment_id=payment_id,
+                    agency=agency,
+                    amount_minor=5000,
+                    expected_available_minor=5000,
+                    reason="duplicate",
+                    user_id=None,
                 )
                 outcomes.append("refunded")
             except RefundRefused as refused:
@@ -151,7 +157,9 @@ def test_two_staff_refunding_at_once_refund_once(app: Flask, committed_db: None)
         assert db.session.get(Payment, payment_id).status == "refunded"
 
 
-def test_the_payment_page_tells_its_history_and_only_this_agencys(client: FlaskClient, paid: dict, mailbox: SMTPServer) -> None:  # noqa: F811
+def test_the_payment_page_tells_its_history_and_only_this_agencys(
+    client: FlaskClient, paid: dict, mailbox: SMTPServer
+) -> None:
     """Started, refunded by a named person, status changes, the ERP told; the water company's refund is not the town's story."""
     water_payment = db.session.get(Payment, paid["payment_id"])
     refund_payment(payment_id=water_payment.id, agency=paid["water"], amount_minor=1000,
@@ -166,7 +174,7 @@ def test_the_payment_page_tells_its_history_and_only_this_agencys(client: FlaskC
         message.status, message.delivered_at = "delivered", utcnow()  # as the worker would, for both agencies
     db.session.commit()
     html = client.get(page_of(paid)).get_data(as_text=True)
-    timeline = html[html.index('data-testid="timeline"'):]
+    timeline = html[html.index('data-testid="timeline"') :]
     kinds = re.findall(r'data-kind="([a-z_]+)"', timeline)
     assert kinds[0] == "started" and "refund" in kinds and "erp_recorded" in kinds
     # The water company's refund changed the payment's status: the town sees the change, not the refund.

@@ -23,8 +23,6 @@ from tests.helpers import page_text
 from tests.treasury.conftest import sign_in
 
 
-
-
 def _utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
@@ -58,7 +56,7 @@ def settled(db_session: None) -> dict:
 _refunds = iter(range(1, 10**6))
 
 
-def _refund(payment: Payment, agency, amount_minor: int, at: datetime, status: str = "succeeded") -> Refund:  # noqa: ANN001
+def _refund(payment: Payment, agency, amount_minor: int, at: datetime, status: str = "succeeded") -> Refund:
     refund = Refund(
         reference=f"RF-{payment.reference}-{next(_refunds)}", payment_id=payment.id, agency_id=agency.id,
         amount_minor=amount_minor, currency="EUR", status=status, reason="Paid twice.",
@@ -68,7 +66,7 @@ def _refund(payment: Payment, agency, amount_minor: int, at: datetime, status: s
     return refund
 
 
-def _figures(report, day: date, kind: str) -> tuple[int, int, int]:  # noqa: ANN001
+def _figures(report, day: date, kind: str) -> tuple[int, int, int]:
     [row] = [row for row in report.rows if row.day == day and row.kind == kind]
     return row.figures.lines, row.figures.gross_minor, row.figures.refunds_minor
 
@@ -95,9 +93,7 @@ def test_settlement_per_local_day_and_kind(app_ctx: Flask, settled: dict) -> Non
 @pytest.mark.parametrize("status", ["partially_refunded", "refunded"])
 def test_a_refunded_payment_still_counts_in_gross_on_its_own_day(app_ctx: Flask, settled: dict, status: str) -> None:
     agency = settled["agency"]
-    payment = db.session.scalars(
-        select(Payment).where(Payment.created_at == _utc(2026, 2, 26, 10))
-    ).one()
+    payment = db.session.scalars(select(Payment).where(Payment.created_at == _utc(2026, 2, 26, 10))).one()
     payment.status = status
     db.session.commit()
     report = settlement_report(agency, date(2026, 2, 26), date(2026, 2, 26))
@@ -139,7 +135,10 @@ def test_settlement_rows_add_up_to_the_totals_exactly(app_ctx: Flask) -> None:
     expected = 0
     for _ in range(60):
         at = _utc(2026, 2, 1) + timedelta(minutes=chance.randrange(28 * 24 * 60))
-        lines = [(chance.choice(debts), chance.randrange(1, 100_000), chance.randrange(0, 999)) for _ in range(chance.randrange(1, 4))]
+        lines = [
+            (chance.choice(debts), chance.randrange(1, 100_000), chance.randrange(0, 999))
+            for _ in range(chance.randrange(1, 4))
+        ]
         status = chance.choice(["succeeded", "succeeded", "failed"])
         payment = paid_payment(*lines, created_at=at, status=status, commit=False)
         if status == "succeeded" and chance.random() < 0.3:
@@ -162,7 +161,9 @@ def test_settlement_rows_add_up_to_the_totals_exactly(app_ctx: Flask) -> None:
 def test_the_settlement_page_and_its_csv_show_the_same_figures(client: FlaskClient, settled: dict) -> None:
     code = settled["code"]
     sign_in(client, settled["viewer"])
-    page = page_text(client.get(f"/treasury/{code}/settlement", query_string={"from": "2026-02-26", "to": "2026-02-28"}))
+    page = page_text(
+        client.get(f"/treasury/{code}/settlement", query_string={"from": "2026-02-26", "to": "2026-02-28"})
+    )
     total_row = page.split('data-testid="settlement-total"')[1].split("</tr>")[0]
     assert "€136.28" in total_row and "€15.00" in total_row and "€121.28" in total_row and ">4<" in total_row
     assert "€73.21" in page and "€50.73" in page and "€99.99" not in page
@@ -178,7 +179,9 @@ def test_the_settlement_page_and_its_csv_show_the_same_figures(client: FlaskClie
         ["2026-02-28", "property_fee", "0", "0.00", "0.00", "5.00", "", "-5.00", "EUR"],
         ["Total", "", "4", "136.28", "136.28", "15.00", "", "121.28", "EUR"],
     ]
-    semicolon = client.get(f"/treasury/{code}/settlement.csv", query_string={"from": "2026-02-26", "to": "2026-02-28", "sep": "semicolon"})
+    semicolon = client.get(
+        f"/treasury/{code}/settlement.csv", query_string={"from": "2026-02-26", "to": "2026-02-28", "sep": "semicolon"}
+    )
     assert "Total;;4;136,28;136,28;15,00;;121,28;EUR" in semicolon.get_data(as_text=True)
 
 
@@ -232,9 +235,19 @@ def test_adoption_shares_by_month_kind_and_channel(app_ctx: Flask, adopted: dict
     assert list(months)[0] == date(2025, 4, 1) and list(months)[-1] == date(2026, 3, 1) and len(months) == 12
 
     january, february = months[date(2026, 1, 1)], months[date(2026, 2, 1)]
-    assert (january.debts, january.debts_online, january.count_share, january.amount_share) == (2, 1, Decimal("50.0"), Decimal("25.0"))
+    assert (january.debts, january.debts_online, january.count_share, january.amount_share) == (
+        2,
+        1,
+        Decimal("50.0"),
+        Decimal("25.0"),
+    )
     assert january.debts_by_channel == {"guest": 0, "account": 1, "other": 0}
-    assert (february.debts, february.debts_online, february.count_share, february.amount_share) == (2, 1, Decimal("50.0"), Decimal("50.0"))
+    assert (february.debts, february.debts_online, february.count_share, february.amount_share) == (
+        2,
+        1,
+        Decimal("50.0"),
+        Decimal("50.0"),
+    )
     assert february.debts_by_channel["guest"] == 1 and february.online_minor_by_channel["guest"] == 5000
     assert months[date(2025, 12, 1)].debts == 0 and months[date(2025, 12, 1)].count_share == 0
 
@@ -301,7 +314,10 @@ def test_withholdings_and_the_agencys_part_add_up_to_what_was_collected(app_ctx:
     debts = [DebtFactory(agency=agency, kind=kind) for kind in ("property_fee", "traffic_fine", "parking")]
     for _ in range(80):
         at = _utc(2026, 2, 1) + timedelta(minutes=chance.randrange(27 * 24 * 60))
-        lines = [(chance.choice(debts), chance.randrange(1, 20_000), chance.randrange(0, 99)) for _ in range(chance.randrange(1, 4))]
+        lines = [
+            (chance.choice(debts), chance.randrange(1, 20_000), chance.randrange(0, 99))
+            for _ in range(chance.randrange(1, 4))
+        ]
         paid_payment(*lines, created_at=at, commit=False)
     db.session.commit()
 
@@ -326,14 +342,23 @@ def test_the_settlement_csv_and_page_show_each_beneficiary(client: FlaskClient, 
     code = settled["code"]
     sign_in(client, settled["viewer"])
     query = {"from": "2026-02-26", "to": "2026-02-28", "sep": "semicolon"}
-    table = list(csv.reader(io.StringIO(client.get(f"/treasury/{code}/settlement.csv", query_string=query).get_data().decode("utf-8-sig")), delimiter=";"))
+    table = list(
+        csv.reader(
+            io.StringIO(
+                client.get(f"/treasury/{code}/settlement.csv", query_string=query).get_data().decode("utf-8-sig")
+            ),
+            delimiter=";",
+        )
+    )
     assert table[0] == ["Date", "Kind", "Payment lines", "Gross", "Withheld: Fund Y", "Withheld: Ταμείο Χ", "Agency's part",
                         "Refunds", "Fees", "Net", "Currency"]  # fmt: skip
     assert table[-1] == ["Total", "", "4", "136,28", "1,00", "1,63", "133,65", "15,00", "", "121,28", "EUR"]
     for row in table[1:]:  # withheld + the agency's part = gross, in every row
         gross, fund_y, fund_x, part = (Decimal(row[index].replace(",", ".")) for index in (3, 4, 5, 6))
         assert fund_y + fund_x + part == gross
-    page = page_text(client.get(f"/treasury/{code}/settlement", query_string={"from": "2026-02-26", "to": "2026-02-28"}))
+    page = page_text(
+        client.get(f"/treasury/{code}/settlement", query_string={"from": "2026-02-26", "to": "2026-02-28"})
+    )
     total_row = page.split('data-testid="settlement-total"')[1].split("</tr>")[0]
     assert "€1.00" in total_row and "€1.63" in total_row and "€133.65" in total_row
     assert '<th scope="col" class="num">Withheld: Ταμείο Χ</th>' in page
@@ -343,7 +368,9 @@ def test_an_item_sold_counts_under_its_kind_and_is_withheld_from_by_it(app_ctx: 
     from app.payments.models import PaymentLine
     from tests.factories import CatalogItemFactory
 
-    agency = AgencyFactory(withholdings={"default": [{"name": "Fund", "percent": "2"}], "ticket": [{"name": "Culture", "percent": "10"}]})
+    agency = AgencyFactory(
+        withholdings={"default": [{"name": "Fund", "percent": "2"}], "ticket": [{"name": "Culture", "percent": "10"}]}
+    )
     ticket = CatalogItemFactory(agency=agency)
     sale = paid_payment((DebtFactory(agency=agency), 1000), created_at=_utc(2026, 2, 10, 9), commit=False)
     sale.lines.append(PaymentLine(agency_id=agency.id, item_id=ticket.id, quantity=2, principal_minor=3000,
@@ -354,6 +381,11 @@ def test_an_item_sold_counts_under_its_kind_and_is_withheld_from_by_it(app_ctx: 
     db.session.commit()
     report = settlement_report(agency, date(2026, 2, 10), date(2026, 2, 11))
     tickets = report.by_kind["ticket"]
-    assert (tickets.lines, tickets.gross_minor, tickets.refunds_minor, tickets.withheld) == (1, 3000, 300, {"Culture": 300})
+    assert (tickets.lines, tickets.gross_minor, tickets.refunds_minor, tickets.withheld) == (
+        1,
+        3000,
+        300,
+        {"Culture": 300},
+    )
     assert report.by_kind["property_fee"].withheld == {"Fund": 20}
     assert report.total.gross_minor == 4000 and report.total.withheld_minor + report.total.agency_part_minor == 4000

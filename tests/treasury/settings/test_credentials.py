@@ -43,9 +43,14 @@ def _reload(town: tuple[int, str]) -> Agency:
     return db.session.get(Agency, town[0])
 
 
-def _save(client: FlaskClient, code: str, **fields: str):  # noqa: ANN202 - a response
+def _save(client: FlaskClient, code: str, **fields: str):
     url = f"/treasury/{code}/settings/credentials"
-    data = {"csrf_token": csrf_token(client, url), "stripe_account": "", "stripe_secret_key": "", "stripe_webhook_secret": ""}
+    data = {
+        "csrf_token": csrf_token(client, url),
+        "stripe_account": "",
+        "stripe_secret_key": "",
+        "stripe_webhook_secret": "",
+    }
     return client.post(url, data={**data, **fields}, follow_redirects=True)
 
 
@@ -67,7 +72,9 @@ def test_saved_secrets_are_encrypted_and_never_shown_or_audited(admin: FlaskClie
     agency = _reload(town)
     assert agency.stripe_account == "acct_1AgencyOwn"
     assert SECRET_KEY not in agency.stripe_secret_key_encrypted  # stored encrypted ...
-    assert decrypt_secret(agency.stripe_secret_key_encrypted, key=TestingConfig.SECRET_KEY) == SECRET_KEY  # ... and readable by the server
+    assert (
+        decrypt_secret(agency.stripe_secret_key_encrypted, key=TestingConfig.SECRET_KEY) == SECRET_KEY
+    )  # ... and readable by the server
     assert decrypt_secret(agency.stripe_webhook_secret_encrypted, key=TestingConfig.SECRET_KEY) == WEBHOOK_SECRET
 
     page = page_text(admin.get(f"/treasury/{town[1]}/settings/credentials"))
@@ -82,11 +89,13 @@ def test_saved_secrets_are_encrypted_and_never_shown_or_audited(admin: FlaskClie
     for secret in (SECRET_KEY, WEBHOOK_SECRET):
         assert secret not in traces and secret not in logged
         for length in (8, 12):  # nor a telling piece of it
-            assert secret[8:8 + length] not in traces and secret[8:8 + length] not in logged
+            assert secret[8 : 8 + length] not in traces and secret[8 : 8 + length] not in logged
     assert "webhook signing secret: set" in traces
 
 
-def test_an_empty_secret_field_keeps_the_saved_secret_and_remove_forgets_it(admin: FlaskClient, town: tuple[int, str]) -> None:
+def test_an_empty_secret_field_keeps_the_saved_secret_and_remove_forgets_it(
+    admin: FlaskClient, town: tuple[int, str]
+) -> None:
     _save(admin, town[1], stripe_webhook_secret=WEBHOOK_SECRET)
     stored = _reload(town).stripe_webhook_secret_encrypted
     response = _save(admin, town[1], stripe_account="acct_1AgencyOwn")
@@ -94,13 +103,24 @@ def test_an_empty_secret_field_keeps_the_saved_secret_and_remove_forgets_it(admi
 
     url = f"/treasury/{town[1]}/settings/credentials/remove"
     token = csrf_token(admin, f"/treasury/{town[1]}/settings/credentials")
-    assert 'name="credential" value="stripe_webhook_secret"' in admin.get(f"/treasury/{town[1]}/settings/credentials").get_data(as_text=True)
+    assert 'name="credential" value="stripe_webhook_secret"' in admin.get(
+        f"/treasury/{town[1]}/settings/credentials"
+    ).get_data(as_text=True)
     removed = admin.post(url, data={"csrf_token": token, "credential": "stripe_webhook_secret"}, follow_redirects=True)
     assert removed.status_code == 200 and "Removed." in page_text(removed)
     agency = _reload(town)
-    assert (agency.stripe_webhook_secret_encrypted, agency.stripe_webhook_secret_hint, agency.stripe_webhook_secret_set_at) == (None, None, None)
+    assert (
+        agency.stripe_webhook_secret_encrypted,
+        agency.stripe_webhook_secret_hint,
+        agency.stripe_webhook_secret_set_at,
+    ) == (None, None, None)
     assert "Not set: webhooks must be signed with the platform" in page_text(removed)
-    details = [entry.details for entry in db.session.scalars(select(AuditEntry).where(AuditEntry.action == "settings.credentials").order_by(AuditEntry.id))]
+    details = [
+        entry.details
+        for entry in db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "settings.credentials").order_by(AuditEntry.id)
+        )
+    ]
     assert details[-1] == {"stripe_webhook_secret": {"secret": "removed"}}
     assert response.status_code == 200
     assert admin.post(url, data={"csrf_token": token, "credential": "password"}).status_code == 400
@@ -108,7 +128,11 @@ def test_an_empty_secret_field_keeps_the_saved_secret_and_remove_forgets_it(admi
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("stripe_account", "acct 123"), ("stripe_secret_key", "pk_test_123456789"), ("stripe_webhook_secret", "secret123456")],
+    [
+        ("stripe_account", "acct 123"),
+        ("stripe_secret_key", "pk_test_123456789"),
+        ("stripe_webhook_secret", "secret123456"),
+    ],
 )
 def test_a_value_that_is_not_stripes_is_refused_with_a_summary(
     admin: FlaskClient, town: tuple[int, str], field: str, value: str
@@ -122,7 +146,9 @@ def test_a_value_that_is_not_stripes_is_refused_with_a_summary(
     assert _reload(town).stripe_account is None
 
 
-def test_the_page_says_when_the_environment_sets_the_secret(app: Flask, admin: FlaskClient, town: tuple[int, str]) -> None:
+def test_the_page_says_when_the_environment_sets_the_secret(
+    app: Flask, admin: FlaskClient, town: tuple[int, str]
+) -> None:
     name = f"STRIPE_WEBHOOK_SECRET_{town[1].upper()}"
     app.config[name] = "whsec_FromTheEnvironment000000"
     try:
@@ -142,7 +168,7 @@ def stripe_configured(app: Flask) -> Iterator[None]:
     app.config.update(saved)
 
 
-def _webhook(client: FlaskClient, code: str, secret: str, event_id: str):  # noqa: ANN202 - a response
+def _webhook(client: FlaskClient, code: str, secret: str, event_id: str):
     # An event type the portal does not act on: the answer shows whether the signature passed.
     payload = json.dumps({"id": event_id, "type": "customer.created", "data": {"object": {}}}).encode()
     return client.post(f"/webhooks/stripe/{code}", data=payload,

@@ -22,7 +22,7 @@ def town(client: FlaskClient) -> tuple[int, str]:
     return town
 
 
-def _post(client: FlaskClient, code: str, **texts: str):  # noqa: ANN202 - a response
+def _post(client: FlaskClient, code: str, **texts: str):
     url = f"/treasury/{code}/settings/emails"
     data = {"csrf_token": csrf_token(client, url), "receipt_note_el": "", "receipt_note_en": "", "refund_note_el": "",
             "refund_note_en": ""}  # fmt: skip
@@ -41,7 +41,11 @@ def test_texts_are_saved_as_plain_text_shown_escaped_and_audited(client: FlaskCl
     assert "The texts have been saved." in page_text(response)
     agency = _agency(town)
     assert agency.receipt_note_el == '<b>Για ερωτήσεις</b> καλέστε 210 1234567\n"Δευτέρα–Παρασκευή"'
-    assert (agency.receipt_note_en, agency.refund_note_el, agency.refund_note_en) == (None, None, "About refunds: 210 1234567")
+    assert (agency.receipt_note_en, agency.refund_note_el, agency.refund_note_en) == (
+        None,
+        None,
+        "About refunds: 210 1234567",
+    )
 
     page = client.get(f"/treasury/{town[1]}/settings/emails").get_data(as_text=True)
     assert "&lt;b&gt;Για ερωτήσεις&lt;/b&gt;" in page and "<b>Για" not in page  # shown as typed, never as markup
@@ -67,7 +71,9 @@ def test_a_text_too_long_is_refused_with_an_error_summary(client: FlaskClient, t
     assert _post(client, town[1], refund_note_en=("y" * 99 + "\r\n") * 5).status_code == 200
 
 
-def test_every_field_has_a_label_and_the_page_links_the_other_settings(client: FlaskClient, town: tuple[int, str]) -> None:
+def test_every_field_has_a_label_and_the_page_links_the_other_settings(
+    client: FlaskClient, town: tuple[int, str]
+) -> None:
     page = client.get(f"/treasury/{town[1]}/settings/emails").get_data(as_text=True)
     for name in ("receipt_note_el", "receipt_note_en", "refund_note_el", "refund_note_en"):
         assert f'<label for="{name}">' in page

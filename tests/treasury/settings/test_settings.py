@@ -116,7 +116,9 @@ def test_the_form_shows_the_saved_settings_and_previews_an_example(admin_client:
 #: and one started day make two months.
 PREVIEWS = [
     pytest.param({}, "€1.75", "2 months late × 0.73 % of €120.00", id="greek-default"),
-    pytest.param({"started_period_counts_whole": None}, "€0.88", "1 month late × 0.73 % of €120.00", id="only-full-months"),
+    pytest.param(
+        {"started_period_counts_whole": None}, "€0.88", "1 month late × 0.73 % of €120.00", id="only-full-months"
+    ),
     pytest.param(
         {"started_period_counts_whole": None, "rounding": "ROUND_DOWN"}, "€0.87", "1 month late", id="rounded-down"
     ),
@@ -125,7 +127,9 @@ PREVIEWS = [
     pytest.param({"cap_percent": "1"}, "€1.20", "Capped at €1.20 (1 % of the principal)", id="capped-percent"),
     pytest.param({"minimum": "5"}, "€5.00", "Raised to the minimum surcharge of €5.00", id="minimum"),
     pytest.param({"grace_days": "30"}, "€0.00", "grace period", id="grace"),
-    pytest.param({"preview_category": "uncertified"}, "€0.00", "Uncertified debts carry no surcharge", id="uncertified"),
+    pytest.param(
+        {"preview_category": "uncertified"}, "€0.00", "Uncertified debts carry no surcharge", id="uncertified"
+    ),
 ]
 
 
@@ -192,8 +196,12 @@ INVALID = [
     pytest.param({"grace_days": ""}, "Enter the grace period in days (0 for none).", id="grace-missing"),
     pytest.param({"cap_amount": "12,5 euros"}, "Enter an amount like 12,50.", id="cap-not-an-amount"),
     pytest.param({"cap_percent": "x"}, "Enter the percentage as a number such as 200.", id="cap-percent-text"),
-    pytest.param({"cap_amount": "1", "minimum": "2"}, "The minimum surcharge cannot be more than the cap.", id="minimum-over-cap"),
-    pytest.param({"online_categories": None}, "Choose at least one category, or nobody can pay online.", id="no-category"),
+    pytest.param(
+        {"cap_amount": "1", "minimum": "2"}, "The minimum surcharge cannot be more than the cap.", id="minimum-over-cap"
+    ),
+    pytest.param(
+        {"online_categories": None}, "Choose at least one category, or nobody can pay online.", id="no-category"
+    ),
     pytest.param({"all_kinds": None, "online_kinds": None}, "Choose at least one kind of debt", id="no-kind"),
     pytest.param({"period": "year"}, "Not a valid choice", id="unknown-period"),
     pytest.param({"factor_traffic_fine": "shoe_size"}, "Not a valid choice", id="unknown-factor"),
@@ -252,7 +260,9 @@ def test_the_form_shows_the_saved_withholdings_one_a_line(admin_client: FlaskCli
     assert "for example “Fund X; 2%” or “Fund Y; 0,50”" in html.unescape(text)
 
 
-def test_saving_withholdings_stores_them_per_kind_and_audits_old_and_new(admin_client: FlaskClient, agency: Town) -> None:
+def test_saving_withholdings_stores_them_per_kind_and_audits_old_and_new(
+    admin_client: FlaskClient, agency: Town
+) -> None:
     data = _form(
         admin_client,
         agency,
@@ -296,16 +306,24 @@ def test_the_audit_log_names_the_withholdings_as_changed(admin_client: FlaskClie
 
 
 WITHHOLDING_ERRORS = [
-    pytest.param("Fund X 2%", "Line 1: write the beneficiary, a semicolon and a percentage or an amount", id="no-semicolon"),
+    pytest.param(
+        "Fund X 2%", "Line 1: write the beneficiary, a semicolon and a percentage or an amount", id="no-semicolon"
+    ),
     pytest.param("Fund X; 1%\n; 2%", "Line 2: write the beneficiary", id="no-name"),
     pytest.param("Fund X;", "Line 1: write the beneficiary", id="no-value"),
     pytest.param("Fund X; 0%", "Line 1: the percentage must be more than 0 and at most 100.", id="zero-percent"),
     pytest.param("Fund X; 120%", "Line 1: the percentage must be more than 0 and at most 100.", id="over-100-percent"),
     pytest.param("Fund X; two%", "Line 1: the percentage must be more than 0 and at most 100.", id="percent-text"),
-    pytest.param("Fund X; 1,2345", "Line 1: enter the amount like 0,50 (more than zero), or a percentage like 2%.", id="third-decimal"),
+    pytest.param(
+        "Fund X; 1,2345",
+        "Line 1: enter the amount like 0,50 (more than zero), or a percentage like 2%.",
+        id="third-decimal",
+    ),
     pytest.param("Fund X; 0,505", "Line 1: enter the amount like 0,50", id="not-505-euros"),
     pytest.param("Fund X; 0", "Line 1: enter the amount like 0,50", id="zero-amount"),
-    pytest.param("Fund X; 60%\nFund Y; 41%", "The percentages on these lines add up to more than 100.", id="over-100-in-all"),
+    pytest.param(
+        "Fund X; 60%\nFund Y; 41%", "The percentages on these lines add up to more than 100.", id="over-100-in-all"
+    ),
     pytest.param("x" * 101 + "; 1%", "Line 1: the beneficiary's name has at most 100 characters.", id="long-name"),
 ]
 
