@@ -46,3 +46,13 @@ def receipt_path(response) -> str:
     location = response.headers["Location"]
     assert RECEIPT_URL.search(location), location
     return location
+
+
+def item_path(item) -> str:
+    return f"/buy/{item.agency.code}/{item.code}"
+
+
+def order(client: FlaskClient, path: str, **fields: str):
+    """Submit the order form of the item page at ``path``."""
+    data = {"csrf_token": csrf_token(client, path), **fields}
+    return client.post(path, data=data)

@@ -14,20 +14,10 @@ from app.checkout.models import Quote
 from app.extensions import db
 from app.payments.models import Payment
 from tests.factories import PASSWORD, AgencyFactory, CatalogItemFactory, UserFactory, donation_item
-from tests.guest.steps import MORNING, pay, receipt_path, review_path
+from tests.guest.steps import MORNING, item_path, order, pay, receipt_path, review_path
 from tests.helpers import csrf_token, log_in, page_text
 
 HOLDER = [{"key": "holder", "label_el": "Ονοματεπώνυμο", "label_en": "Name on the ticket", "required": True}]
-
-
-def item_path(item) -> str:
-    return f"/buy/{item.agency.code}/{item.code}"
-
-
-def order(client: FlaskClient, path: str, **fields: str):
-    """Submit the order form of the item page at ``path``."""
-    data = {"csrf_token": csrf_token(client, path), **fields}
-    return client.post(path, data=data)
 
 
 def test_the_catalog_lists_what_is_on_sale_by_agency(client: FlaskClient) -> None:

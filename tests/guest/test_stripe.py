@@ -80,7 +80,7 @@ def test_tickets_bought_with_stripe_are_issued_and_a_declined_card_frees_the_sea
 ) -> None:
     from app.catalog.models import Ticket
     from tests.factories import CatalogItemFactory
-    from tests.guest.test_shop import item_path, order
+    from tests.guest.steps import item_path, order
 
     item = CatalogItemFactory(capacity=2, price_minor=1500)
     path = item_path(item)

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from app.audit.models import AuditEntry
 from app.extensions import db
 from tests.factories import AgencyFactory, DebtFactory, paid_payment, staff_member
-from tests.treasury.conftest import sign_in
+from tests.treasury.helpers import sign_in
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from tests.factories import (
     staff_member,
 )
 from tests.helpers import csrf_token, log_in
-from tests.treasury.conftest import sign_in
+from tests.treasury.helpers import sign_in
 
 #: Endpoints that need more than the "view" role.
 MINIMUM_ROLE = {

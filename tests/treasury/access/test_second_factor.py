@@ -19,7 +19,7 @@ from app.treasury.access.second_factor import _hash_recovery_code
 from app.treasury.models import StaffRecoveryCode
 from tests.factories import PASSWORD, STAFF_TOTP_SECRET, AgencyFactory, staff_member, totp_code
 from tests.helpers import csrf_token, log_in, page_text
-from tests.treasury.conftest import MORNING, SECRET_ON_PAGE, enrol, pass_second_factor
+from tests.treasury.helpers import MORNING, SECRET_ON_PAGE, enrol, pass_second_factor
 
 
 def test_first_sign_in_sets_up_the_authenticator_and_shows_ten_recovery_codes_once(client: FlaskClient) -> None:

@@ -16,7 +16,7 @@ from app.treasury.models import StaffInvitation, StaffMembership
 from tests.factories import PASSWORD, AgencyFactory, StaffMembershipFactory, UserFactory, staff_member
 from tests.helpers import csrf_token, log_in, page_text
 from tests.mail.smtp import SMTPServer
-from tests.treasury.conftest import enrol, sign_in
+from tests.treasury.helpers import enrol, sign_in
 
 
 def role_of(user_id: int, agency_id: int) -> str | None:

@@ -20,7 +20,7 @@ from app.treasury.models import StaffInvitation, StaffMembership
 from tests.factories import PASSWORD, AgencyFactory, UserFactory, staff_member
 from tests.helpers import csrf_token, log_in, page_text
 from tests.mail.smtp import SMTPServer
-from tests.treasury.conftest import enrol, pass_second_factor, sign_in
+from tests.treasury.helpers import enrol, pass_second_factor, sign_in
 
 
 def _entries(action: str) -> list[AuditEntry]:

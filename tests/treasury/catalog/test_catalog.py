@@ -19,7 +19,7 @@ from app.guest.services import pay_guest_quote
 from app.payments.providers import CardDetails, get_provider
 from tests.factories import AgencyFactory, CatalogItemFactory, staff_member
 from tests.helpers import csrf_token, page_text
-from tests.treasury.conftest import MORNING, sign_in
+from tests.treasury.helpers import MORNING, sign_in
 
 GOOD_CARD = CardDetails(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123", holder="G")
 

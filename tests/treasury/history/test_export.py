@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 
 from app.extensions import db
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, InstallmentFactory, paid_payment, staff_member
-from tests.treasury.conftest import sign_in
-from tests.treasury.history.conftest import rows
+from tests.treasury.helpers import sign_in
+from tests.treasury.history.helpers import rows
 
 
 def test_export_has_one_row_per_line_of_this_agency_with_exact_amounts(client: FlaskClient) -> None:

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 
 from app.extensions import db
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, InstallmentFactory, paid_payment, staff_member
-from tests.treasury.conftest import sign_in
-from tests.treasury.history.conftest import rows as csv_rows
+from tests.treasury.helpers import sign_in
+from tests.treasury.history.helpers import rows as csv_rows
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

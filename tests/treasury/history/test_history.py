@@ -17,7 +17,7 @@ from app.outbox.models import OutboxMessage
 from app.payments.models import Payment
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, paid_payment, staff_member
 from tests.helpers import page_text
-from tests.treasury.conftest import sign_in
+from tests.treasury.helpers import sign_in
 
 REFERENCE_LINK = re.compile(r'/treasury/[^/"]+/payments/(CP-[A-Z0-9-]+)"')
 

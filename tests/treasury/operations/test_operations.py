@@ -24,7 +24,7 @@ from app.sync.models import QuarantinedRecord, SyncRun
 from app.treasury.operations import services as operations
 from tests.factories import AgencyFactory, staff_member
 from tests.helpers import csrf_token, page_text
-from tests.treasury.conftest import MORNING, sign_in
+from tests.treasury.helpers import MORNING, sign_in
 
 #: A valid Greek AFM (check digit by stdnum.gr.vat).
 AFM = "147382606"

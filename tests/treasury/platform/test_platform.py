@@ -19,7 +19,7 @@ from app.treasury.models import ROLES, StaffInvitation, StaffMembership
 from tests.factories import AgencyFactory, UserFactory, staff_member
 from tests.helpers import csrf_token, page_text
 from tests.mail.smtp import SMTPServer
-from tests.treasury.conftest import sign_in
+from tests.treasury.helpers import sign_in
 
 PLATFORM_PAGES = [
     "/treasury/platform",

@@ -18,7 +18,7 @@ from app.payments.refunds import RefundRefused, refund_payment
 from tests.factories import AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link, paid_payment, staff_member
 from tests.helpers import csrf_token, page_text
 from tests.mail.smtp import SMTPServer
-from tests.treasury.conftest import sign_in
+from tests.treasury.helpers import sign_in
 
 
 @pytest.fixture()

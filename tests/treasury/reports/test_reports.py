@@ -20,7 +20,7 @@ from app.payments.models import Payment, Refund
 from app.treasury.reports.services import SettlementFigures, adoption_report, settlement_report, split_by_weight
 from tests.factories import AgencyFactory, DebtFactory, paid_payment, staff_member
 from tests.helpers import page_text
-from tests.treasury.conftest import sign_in
+from tests.treasury.helpers import sign_in
 
 
 def _utc(*args: int) -> datetime:

@@ -19,7 +19,7 @@ from app.payments.models import ProviderEvent
 from tests.factories import AgencyFactory, staff_member
 from tests.helpers import csrf_token, page_text
 from tests.stripe_server import sign
-from tests.treasury.conftest import sign_in
+from tests.treasury.helpers import sign_in
 
 SECRET_KEY = "sk_test_51AgencyOwnKeyABCDEFGHIJKLMNOPQRSTuvwxyz9876"
 WEBHOOK_SECRET = "whsec_AgencyOwnSigningSecret0123456789WXYZ"

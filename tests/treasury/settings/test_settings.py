@@ -16,7 +16,7 @@ from app.audit.models import AuditEntry
 from app.extensions import db
 from tests.factories import AgencyFactory, DebtFactory, staff_member
 from tests.helpers import csrf_token, page_text
-from tests.treasury.conftest import sign_in
+from tests.treasury.helpers import sign_in
 
 
 @dataclass(frozen=True)
