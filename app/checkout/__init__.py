@@ -1,4 +1,4 @@
-"""Checkout: turning a selection of debts into a stored, server-computed quote."""
+"""Checkout: a selection of debts or items becomes a server-priced quote, and a quote becomes a payment."""
 
 from flask import Blueprint
 

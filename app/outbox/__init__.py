@@ -1,1 +1,1 @@
-"""The transactional outbox: messages written with a state change, delivered later until acknowledged."""
+"""The transactional outbox: messages of registered topics, written with a state change, delivered until acknowledged."""

@@ -1,4 +1,4 @@
-"""Payments: charging a quote through a card provider, and the citizen's history."""
+"""Payments: the ledger of what was paid (payments, lines, provider charges), card providers, refunds, history."""
 
 from flask import Blueprint
 

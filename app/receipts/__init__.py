@@ -1,4 +1,4 @@
-"""Receipts: the payment owner's PDF, and the public page a receipt's QR code points to."""
+"""Receipts: the PDF, the public page its QR code points to, and the receipt and refund e-mails."""
 
 from flask import Blueprint
 
