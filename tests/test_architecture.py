@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 import grimp
-import pytest
 
 from app import events
 
@@ -95,12 +94,6 @@ def test_a_cycle_is_found_when_there_is_one() -> None:
     graph.add_import(importer="shop.b", imported="shop.c")
     graph.add_import(importer="shop.c", imported="shop.a")
     assert package_cycles(graph) == {"shop": [["shop.a", "shop.b", "shop.c"]]}
-
-
-@pytest.mark.parametrize("name", sorted(events.ALL))
-def test_every_event_is_named_and_documented(name: str) -> None:
-    signal = events.ALL[name]
-    assert signal.name == name and "." in name
 
 
 def test_the_outbox_delivers_every_topic_its_listeners_write(app) -> None:

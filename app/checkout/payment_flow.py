@@ -57,9 +57,6 @@ from app.unit_of_work import commit_early, end_read_only_transaction
 
 log = logging.getLogger("civicpay.checkout.payments")
 
-#: Stripe statuses of an intent that will not be charged without a new card.
-_FAILED = {"requires_payment_method", "canceled"}
-
 
 class PaymentDeclined(Exception):
     """The provider refused the card; the payment is recorded as failed and the quote stays open."""

@@ -224,6 +224,13 @@ def quote_items(orders: list[ItemOrder], *, user_id: int | None, now: datetime) 
     return quote
 
 
+def quote_payer_email(quote_id: int | None) -> str | None:
+    """The receipt address a guest gave on a quote, if any."""
+    if quote_id is None:
+        return None
+    return db.session.scalar(select(Quote.payer_email).where(Quote.id == quote_id))
+
+
 def get_user_quote(user_id: int, token: str) -> Quote | None:
     """The user's quote with this token, or None (also for another user's token)."""
     return db.session.scalar(select(Quote).where(Quote.token == token, Quote.user_id == user_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from app import events
@@ -15,8 +14,6 @@ from app.outbox.services import DeliveryContext, GiveUp, RetryLater, enqueue, re
 from app.payments.models import Payment, PaymentLine, Refund
 from app.sync.connectors import build_connector
 from erp_connectors.base import AckRejected, ERPConnector, PaymentAck, payment_ack_from_dict, payment_ack_to_dict
-
-log = logging.getLogger("civicpay.erp_writeback")
 
 #: A debt (or installment) paid online, told to the agency's ERP: one message per payment and agency.
 TOPIC_ERP_PAYMENT_ACK = "erp_payment_ack"
@@ -145,13 +142,6 @@ def deliver_payment_ack(message: OutboxMessage, context: DeliveryContext) -> Non
         raise GiveUp(f"The ERP of {agency.code} refused the acknowledgement: {error.reason}") from None
     except ConnectionError as error:
         raise RetryLater(f"The ERP of {agency.code} could not be reached: {error}") from None
-    except Exception as error:
-        log.exception("unexpected failure delivering outbox message %s (%s)", message.id, message.key)
-        context.discard(("erp", agency.id))  # a fresh connector next time, in case it is the culprit
-        raise RetryLater(
-            f"An unexpected {type(error).__name__} happened while telling the ERP of {agency.code}; "
-            "see the worker's log."
-        ) from None
 
 
 def _deliver_to_connector(

@@ -32,7 +32,7 @@ from app.checkout.payment_flow import (
     complete_payment,
     find_payment_for_quote,
 )
-from app.checkout.services import CheckoutError, store_quote
+from app.checkout.services import CheckoutError, quote_payer_email, store_quote
 from app.db import UTCDateTime
 from app.debts.models import Debt
 from app.debts.services import BLOCK_IN_PROGRESS, BLOCK_NOT_ONLINE, PayableItem, items_of_debt
@@ -410,9 +410,7 @@ def guest_card_payment(token: str, reference: str, user_id: int | None = None) -
 
 def guest_quote_email(payment: Payment) -> str | None:
     """The receipt address the guest gave for this payment's quote, if any."""
-    if payment.quote_id is None:
-        return None
-    return db.session.scalar(select(Quote.payer_email).where(Quote.id == payment.quote_id))
+    return quote_payer_email(payment.quote_id)
 
 
 # -- tickets --------------------------------------------------------------------------------------

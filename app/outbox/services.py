@@ -128,8 +128,8 @@ class DeliveryContext:
     """What one ``deliver_due`` call shares among its deliveries: resources opened once per call.
 
     A deliverer keeps, say, one ERP connection per agency with ``resource(key, open)``; the
-    outbox closes each resource that has a ``close()`` when the call ends, or at once on
-    ``discard(key)`` (a connection that misbehaved).
+    outbox closes each resource that has a ``close()`` when the call ends, and at once after an
+    unexpected failure (the next message opens fresh ones).
     """
 
     def __init__(self, worker: str = "") -> None:
@@ -141,10 +141,6 @@ class DeliveryContext:
         if key not in self._resources:
             self._resources[key] = open_resource()
         return self._resources[key]
-
-    def discard(self, key: Any) -> None:
-        """Close and forget the resource under ``key``, if any; the next use opens a fresh one."""
-        _close(self._resources.pop(key, None))
 
     def close(self) -> None:
         """Close every resource kept."""
@@ -283,8 +279,10 @@ def _deliver(message: OutboxMessage, context: DeliveryContext) -> None:
     except (RetryLater, GiveUp):
         raise
     except Exception as error:
-        # A bug or an unexpected answer: retry, but shout.
+        # A bug or an unexpected answer: retry, but shout, and open fresh resources (a connection
+        # that misbehaved may be the culprit) for the next message.
         log.exception("unexpected failure delivering outbox message %s (%s)", message.id, message.key)
+        context.close()
         raise RetryLater(
             f"An unexpected {type(error).__name__} happened while delivering this message; see the worker's log."
         ) from None

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app import events
 from app.accounts.models import User
-from app.checkout.models import Quote
+from app.checkout.services import quote_payer_email
 from app.db import utcnow
 from app.extensions import db
 from app.i18n import lazy_gettext
@@ -57,9 +57,7 @@ def refund_recipient(payment: Payment) -> tuple[str, str | None] | None:
 
 def _guest_address(payment: Payment) -> str | None:
     """The address a guest gave when paying (kept on the quote), or None."""
-    if payment.user_id is not None or payment.quote_id is None:
-        return None
-    return db.session.scalar(select(Quote.payer_email).where(Quote.id == payment.quote_id))
+    return None if payment.user_id is not None else quote_payer_email(payment.quote_id)
 
 
 def enqueue_receipt_email(payment: Payment, **_data: Any) -> OutboxMessage | None:

@@ -307,20 +307,49 @@ def test_a_topic_has_one_deliverer() -> None:
     assert registered_topics()["erp_payment_ack"].deliver is topic.deliver
 
 
-def test_a_new_topic_is_delivered_by_its_registered_deliverer_alone(app_ctx: Flask) -> None:
+def test_a_new_topic_is_delivered_by_its_registered_deliverer_alone(
+    app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The outbox knows no topic: a feature registers one and its messages reach its deliverer."""
     from app.outbox import services as outbox
 
     delivered: list[dict] = []
-    monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(outbox, "_TOPICS", dict(outbox._TOPICS))  # registered for this test only
-    try:
-        outbox.register_topic("test_echo", lambda message, context: delivered.append(message.payload), label="Echo")
-        enqueue(topic="test_echo", key="echo:1", payload={"said": "hello"}, agency_id=None, now=NOW)
-        db.session.commit()
-        assert deliver_due(now=NOW).delivered == 1
-    finally:
-        monkeypatch.undo()
+    outbox.register_topic("test_echo", lambda message, context: delivered.append(message.payload), label="Echo")
+    enqueue(topic="test_echo", key="echo:1", payload={"said": "hello"}, agency_id=None, now=NOW)
+    db.session.commit()
+    assert deliver_due(now=NOW).delivered == 1
     assert delivered == [{"said": "hello"}]
     (message,) = _messages()
     assert message.status == "delivered"
+
+
+def test_an_unexpected_failure_closes_the_resources_so_the_next_message_opens_fresh_ones(
+    app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that misbehaved (say, a half-read answer) is not handed to the next message."""
+    from app.outbox import services as outbox
+
+    class Connection:
+        def __init__(self) -> None:
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    opened: list[Connection] = []
+
+    def deliver(message: OutboxMessage, context: outbox.DeliveryContext) -> None:
+        connection = context.resource("conn", lambda: opened.append(Connection()) or opened[-1])
+        assert not connection.closed
+        if message.payload["fail"]:
+            raise ValueError("half an answer")
+
+    monkeypatch.setattr(outbox, "_TOPICS", dict(outbox._TOPICS))
+    outbox.register_topic("test_conn", deliver, label="Connection")
+    enqueue(topic="test_conn", key="conn:1", payload={"fail": True}, agency_id=None, now=NOW)
+    enqueue(topic="test_conn", key="conn:2", payload={"fail": False}, agency_id=None, now=NOW)
+    db.session.commit()
+    report = deliver_due(now=NOW)
+    assert (report.retried, report.delivered) == (1, 1)
+    assert len(opened) == 2 and all(connection.closed for connection in opened)
