@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, tuple_
+from sqlalchemy import Select, and_, bindparam, select, tuple_
 from sqlalchemy.orm import joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -118,10 +119,16 @@ def items_of_debt(debt: Debt, now: datetime, *, today: date | None = None) -> li
 
 def _open_debts_of_user(user_id: int) -> Sequence[Debt]:
     """Open debts of every tax ID the user has proven, oldest due first."""
+    return db.session.scalars(_open_debts_statement(), {"user_id": user_id}).unique().all()
+
+
+@cache
+def _open_debts_statement() -> Select:
+    # Built once, with the user as a parameter: building it cost about as much as running it.
     proven = select(TaxIdLink.country, TaxIdLink.tax_id).where(
-        TaxIdLink.user_id == user_id, TaxIdLink.verified_at.is_not(None)
+        TaxIdLink.user_id == bindparam("user_id"), TaxIdLink.verified_at.is_not(None)
     )
-    statement = (
+    return (
         select(Debt)
         .join(Debtor, Debt.debtor_id == Debtor.id)
         .where(
@@ -135,7 +142,6 @@ def _open_debts_of_user(user_id: int) -> Sequence[Debt]:
         .options(joinedload(Debt.installments), lazyload(Debt.agency))
         .order_by(Debt.agency_id, Debt.due_date, Debt.id)
     )
-    return db.session.scalars(statement).unique().all()
 
 
 def open_items_for_user(user_id: int, now: datetime) -> list[AgencyDebts]:
