@@ -11,6 +11,7 @@ from flask import Flask
 
 from app.config import load_config
 from app.extensions import babel, csrf, db, limiter, login_manager
+from app.i18n import CachedFormTranslationsRequest
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -21,6 +22,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         instance_relative_config=True,
     )
     load_config(app, overrides)
+    app.request_class = CachedFormTranslationsRequest
     configure_logging(app)
     register_extensions(app)
     register_blueprints(app)

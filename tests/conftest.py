@@ -8,8 +8,9 @@ fails instead of skipping.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import pytest
 from flask import Flask
@@ -177,3 +178,33 @@ def fresh_rate_limits() -> Iterator[None]:
     limiter.reset()
     yield
     limiter.reset()
+
+
+#: Transaction control, which every request pays alike and SQLite's driver sends as statements.
+_TRANSACTION_CONTROL = re.compile(r"\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+
+
+@pytest.fixture()
+def count_statements(app: Flask) -> Callable[[], AbstractContextManager[list[str]]]:
+    """``with count_statements() as statements: client.get(...)``: the SQL statements sent meanwhile.
+
+    Transaction control (BEGIN, SAVEPOINT...) is left out: only the queries and writes are counted.
+    """
+    from sqlalchemy import event
+
+    @contextmanager
+    def counting() -> Iterator[list[str]]:
+        statements: list[str] = []
+
+        def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+            if not _TRANSACTION_CONTROL.match(statement):
+                statements.append(statement)
+
+        engine = db.engine_of(app)
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counting

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 
@@ -90,8 +91,19 @@ class Agency(Base):
 
     @property
     def policy(self) -> SurchargePolicy:
-        """The agency's surcharge policy as a domain object."""
-        return SurchargePolicy.from_dict(self.surcharge_policy or {})
+        """The agency's surcharge policy as a domain object, parsed once per setting.
+
+        A page of debts asks for it once or twice per debt; parsing costs more than computing
+        the surcharge. The parsed policy is kept with a copy of the setting it came from, so
+        a changed setting (assigned or edited in place) is parsed again.
+        """
+        setting = self.surcharge_policy or {}
+        cached = self.__dict__.get("_parsed_policy")
+        if cached is not None and cached[0] == setting:
+            return cached[1]
+        policy = SurchargePolicy.from_dict(setting)
+        self.__dict__["_parsed_policy"] = (copy.deepcopy(setting), policy)
+        return policy
 
     def guest_factor(self, kind: str) -> str:
         """The second factor a guest paying a debt of this kind must give."""

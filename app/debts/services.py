@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, tuple_
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Select, and_, bindparam, select, tuple_
+from sqlalchemy.orm import joinedload, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import TaxIdLink
 from app.agencies.models import Agency
@@ -70,11 +72,16 @@ def item_key(debt: Debt, installment: Installment | None) -> str:
     return f"i{installment.id}" if installment is not None else f"d{debt.id}"
 
 
-def items_of_debt(debt: Debt, now: datetime) -> list[PayableItem]:
-    """The open items of a debt at ``now``: the debt itself, or each open installment."""
+def items_of_debt(debt: Debt, now: datetime, *, today: date | None = None) -> list[PayableItem]:
+    """The open items of a debt at ``now``: the debt itself, or each open installment.
+
+    ``today`` is the agency's day at ``now``, when the caller already knows it (a page of debts
+    works it out once per agency, not once per debt).
+    """
     agency = debt.agency
-    today = agency_today(agency, now)
-    policy = agency.policy
+    if today is None:
+        today = agency_today(agency, now)
+    policy = agency.policy  # parsed once per agency row (Agency.policy caches it)
     online = agency.pays_online(debt.category, debt.kind)
     items: list[PayableItem] = []
     targets: list[tuple[Installment | None, int, date, int | None]]
@@ -112,10 +119,16 @@ def items_of_debt(debt: Debt, now: datetime) -> list[PayableItem]:
 
 def _open_debts_of_user(user_id: int) -> Sequence[Debt]:
     """Open debts of every tax ID the user has proven, oldest due first."""
+    return db.session.scalars(_open_debts_statement(), {"user_id": user_id}).unique().all()
+
+
+@cache
+def _open_debts_statement() -> Select:
+    # Built once, with the user as a parameter: building it cost about as much as running it.
     proven = select(TaxIdLink.country, TaxIdLink.tax_id).where(
-        TaxIdLink.user_id == user_id, TaxIdLink.verified_at.is_not(None)
+        TaxIdLink.user_id == bindparam("user_id"), TaxIdLink.verified_at.is_not(None)
     )
-    statement = (
+    return (
         select(Debt)
         .join(Debtor, Debt.debtor_id == Debtor.id)
         .where(
@@ -123,18 +136,27 @@ def _open_debts_of_user(user_id: int) -> Sequence[Debt]:
             Debt.status == "open",
             Debt.paid_minor < Debt.principal_minor,
         )
-        .options(selectinload(Debt.installments))
+        # One statement: the installments joined in, and the agency not joined again; it is
+        # taken from the session, where the refresh (refresh_user_debts) has just loaded it, and
+        # read by primary key only if it is not there.
+        .options(joinedload(Debt.installments), lazyload(Debt.agency))
         .order_by(Debt.agency_id, Debt.due_date, Debt.id)
     )
-    return db.session.scalars(statement).unique().all()
 
 
 def open_items_for_user(user_id: int, now: datetime) -> list[AgencyDebts]:
     """Every open item of the user's proven tax IDs, grouped by agency."""
     groups: dict[int, AgencyDebts] = {}
+    todays: dict[int, date] = {}
     for debt in _open_debts_of_user(user_id):
-        group = groups.setdefault(debt.agency_id, AgencyDebts(agency=debt.agency, items=[]))
-        group.items.extend(items_of_debt(debt, now))
+        group = groups.get(debt.agency_id)
+        if group is None:
+            group = groups[debt.agency_id] = AgencyDebts(agency=debt.agency, items=[])
+            todays[debt.agency_id] = agency_today(debt.agency, now)
+        else:
+            # The agency row is the group's: given to the debt as loaded, no lazy-load look-up.
+            set_committed_value(debt, "agency", group.agency)
+        group.items.extend(items_of_debt(debt, now, today=todays[debt.agency_id]))
     return [group for group in groups.values() if group.items]
 
 
@@ -152,9 +174,13 @@ class Summary:
     saved_by_paying_now_minor: int
 
 
-def surcharge_next_month(item: PayableItem, now: datetime) -> int:
-    """minor units of surcharge the item would carry if paid one month from today."""
-    later = add_months(agency_today(item.agency, now), 1)
+def surcharge_next_month(item: PayableItem, now: datetime, *, later: date | None = None) -> int:
+    """minor units of surcharge the item would carry if paid one month from today.
+
+    ``later`` is that day at the item's agency, when the caller already knows it.
+    """
+    if later is None:
+        later = add_months(agency_today(item.agency, now), 1)
     return compute_surcharge(
         item.agency.policy,
         principal_minor=item.principal_minor,
@@ -170,6 +196,8 @@ def summarise(groups: list[AgencyDebts], now: datetime) -> list[Summary]:
     for group in groups:
         for item in group.items:
             by_currency.setdefault(item.debt.currency, []).append(item)
+    # A month from the agency's today, worked out once per agency rather than once per item.
+    later = {group.agency.id: add_months(agency_today(group.agency, now), 1) for group in groups}
     summaries = []
     for currency, items in sorted(by_currency.items()):
         overdue = [item for item in items if item.overdue]
@@ -180,7 +208,8 @@ def summarise(groups: list[AgencyDebts], now: datetime) -> list[Summary]:
                 overdue_count=len(overdue),
                 overdue_minor=sum(item.total_minor for item in overdue),
                 saved_by_paying_now_minor=sum(
-                    surcharge_next_month(item, now) - item.surcharge.amount_minor for item in items
+                    surcharge_next_month(item, now, later=later[item.agency.id]) - item.surcharge.amount_minor
+                    for item in items
                 ),
             )
         )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from app.accounts.models import TaxIdLink
 from app.agencies.models import Agency
@@ -33,6 +34,9 @@ class RefreshOutcome:
     #: External ids whose content changed in this refresh.
     changed: frozenset[str] = frozenset()
     error: str | None = None
+    #: The agency row itself, when the caller loaded it: held here, it stays in the session's
+    #: identity map, so the debts read next find their agency there instead of reading it again.
+    agency: Agency | None = field(default=None, compare=False, repr=False)
 
 
 def refresh_debtor(
@@ -55,6 +59,21 @@ def refresh_debtor(
             DebtorRefresh.agency_id == agency.id, DebtorRefresh.country == country, DebtorRefresh.tax_id == tax_id
         )
     )
+    return _refresh_if_stale(agency, country, tax_id, marker, now, timeout=timeout, force=force, connector=connector)
+
+
+def _refresh_if_stale(
+    agency: Agency,
+    country: str,
+    tax_id: str,
+    marker: DebtorRefresh | None,
+    now: datetime,
+    *,
+    timeout: float,
+    force: bool = False,
+    connector: ERPConnector | None = None,
+) -> RefreshOutcome:
+    """refresh_debtor once the debtor's refresh marker (or its absence) is known."""
     as_of = marker.refreshed_at if marker else agency.last_full_sync_at
     if not force and as_of is not None and now - as_of < timedelta(seconds=agency.refresh_max_age_seconds):
         return RefreshOutcome(agency.id, as_of, refreshed=False)
@@ -86,20 +105,38 @@ def refresh_debtor(
     return RefreshOutcome(agency.id, now, refreshed=True, changed=changed)
 
 
-def refresh_user_debts(user_id: int, now: datetime, timeout: float = 2.0) -> dict[int, RefreshOutcome]:
-    """Refresh, where stale, each proven tax ID of the user at each agency that holds its debts."""
-    # DISTINCT over ids only: PostgreSQL cannot compare the agency's JSON columns.
-    pairs = db.session.execute(
+@cache
+def _agencies_and_markers() -> Select:
+    """One statement for every agency and its refresh state: the user's (agency, tax ID) pairs,
+    each with its agency row and its marker (built once: building it cost as much as running it)."""
+    # DISTINCT over ids only, in a subquery: PostgreSQL cannot compare the agency's JSON columns.
+    pairs = (
         select(Debt.agency_id, Debtor.country, Debtor.tax_id)
         .join(Debtor, Debt.debtor_id == Debtor.id)
         .join(TaxIdLink, (TaxIdLink.country == Debtor.country) & (TaxIdLink.tax_id == Debtor.tax_id))
-        .where(TaxIdLink.user_id == user_id, TaxIdLink.verified_at.is_not(None))
+        .where(TaxIdLink.user_id == bindparam("user_id"), TaxIdLink.verified_at.is_not(None))
         .distinct()
-    ).all()
+        .subquery()
+    )
+    return (
+        select(Agency, pairs.c.country, pairs.c.tax_id, DebtorRefresh)
+        .join(pairs, pairs.c.agency_id == Agency.id)
+        .outerjoin(
+            DebtorRefresh,
+            (DebtorRefresh.agency_id == pairs.c.agency_id)
+            & (DebtorRefresh.country == pairs.c.country)
+            & (DebtorRefresh.tax_id == pairs.c.tax_id),
+        )
+        .order_by(Agency.id, pairs.c.country, pairs.c.tax_id)
+    )
+
+
+def refresh_user_debts(user_id: int, now: datetime, timeout: float = 2.0) -> dict[int, RefreshOutcome]:
+    """Refresh, where stale, each proven tax ID of the user at each agency that holds its debts."""
+    rows = db.session.execute(_agencies_and_markers(), {"user_id": user_id}).all()
     outcomes: dict[int, RefreshOutcome] = {}
-    for agency_id, country, tax_id in pairs:
-        agency = db.session.get(Agency, agency_id)
-        outcome = refresh_debtor(agency, country, tax_id, now, timeout=timeout)
+    for agency, country, tax_id, marker in rows:
+        outcome = replace(_refresh_if_stale(agency, country, tax_id, marker, now, timeout=timeout), agency=agency)
         previous = outcomes.get(agency.id)
         if previous is None or outcome.error or outcome.changed:
             outcomes[agency.id] = (
@@ -111,6 +148,7 @@ def refresh_user_debts(user_id: int, now: datetime, timeout: float = 2.0) -> dic
                     previous.refreshed or outcome.refreshed,
                     previous.changed | outcome.changed,
                     outcome.error or previous.error,
+                    agency,
                 )
             )
     return outcomes
