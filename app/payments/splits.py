@@ -16,9 +16,11 @@ total, and to the daily totals per beneficiary; and that no part was ever revers
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select
@@ -28,7 +30,14 @@ from app import events
 from app.agencies.models import Agency
 from app.catalog.models import CatalogItem
 from app.debts.models import Debt
-from app.domain.withholdings import reverse_in_proportion, split_line, withholdings_for_kind
+from app.domain.withholdings import (
+    LineSplit,
+    Share,
+    Withholding,
+    reverse_in_proportion,
+    split_line,
+    withholdings_for_kind,
+)
 from app.extensions import db
 from app.payments.models import Payment, PaymentLine, Refund, SplitDayTotal, SplitEntry
 
@@ -136,6 +145,38 @@ def book_payment_splits(payment: Payment) -> list[SplitEntry]:
     _add_to_day_totals(totals)
     db.session.flush()
     return entries
+
+
+def stored_line_splits(line_ids: Iterable[int]) -> dict[int, LineSplit]:
+    """The splits booked for these lines when their payment succeeded (lines not booked are left out)."""
+    ids = list(line_ids)
+    if not ids:
+        return {}
+    entries: dict[int, list[SplitEntry]] = defaultdict(list)
+    for entry in db.session.scalars(
+        select(SplitEntry)
+        .where(SplitEntry.payment_line_id.in_(ids), SplitEntry.refund_id.is_(None))
+        .order_by(SplitEntry.payment_line_id, SplitEntry.position)
+    ):
+        entries[entry.payment_line_id].append(entry)
+    splits = {}
+    for line_id, parts in entries.items():
+        shares = tuple(
+            Share(
+                Withholding(
+                    part.beneficiary,
+                    percent=None if part.percent is None else Decimal(part.percent),
+                    fixed_minor=part.fixed_minor,
+                ),
+                part.amount_minor,
+            )
+            for part in parts
+            if part.beneficiary != AGENCY_PART
+        )
+        remainder = sum(part.amount_minor for part in parts if part.beneficiary == AGENCY_PART)
+        total = sum(part.amount_minor for part in parts)
+        splits[line_id] = LineSplit(total, parts[0].currency, shares, remainder)
+    return splits
 
 
 class LedgerError(RuntimeError):
