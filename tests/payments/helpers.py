@@ -1,9 +1,11 @@
-"""Steps the payment tests share: the ledger check run at the end of a test."""
+"""Steps the payment tests share: the ledger check, run at the end of a test."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
+import pytest
 from sqlalchemy import select
 
 from app.agencies.models import Agency
@@ -23,3 +25,14 @@ def assert_ledger_adds_up(
     problems = [f"{check.agency_code}: {problem}" for check in checks for problem in check.problems]
     assert not problems, "The ledger does not add up:\n" + "\n".join(problems)
     return checks
+
+
+def check_ledger_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The body of an autouse fixture: after a test that used the database, the ledger adds up."""
+    if "db_session" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("db_session")  # set up first, so it is torn down after this check
+    yield
+    db.session.rollback()  # what the test left uncommitted (or a failed statement) does not count
+    assert_ledger_adds_up()
