@@ -31,6 +31,7 @@ from app.agencies.models import Agency
 from app.catalog.models import CatalogItem
 from app.debts.models import Debt
 from app.domain.withholdings import (
+    InvalidWithholding,
     LineSplit,
     Share,
     Withholding,
@@ -112,7 +113,16 @@ def book_payment_splits(payment: Payment) -> list[SplitEntry]:
         agencies[agency.id] = agency
         kind = line_kind(line)
         day = local_day(booked_at, agency)
-        split = split_line(line.amount_minor, payment.currency, withholdings_for_kind(agency.withholdings, kind))
+        try:
+            withholdings = withholdings_for_kind(agency.withholdings, kind)
+        except InvalidWithholding:
+            # Never refuse here: the card was charged. The line is booked whole to the agency and
+            # the error logged, for a person to correct the settings and the split.
+            log.exception(
+                "agency %s: withholdings of %s cannot be read; line %s booked whole", agency.code, kind, line.id
+            )
+            withholdings = []
+        split = split_line(line.amount_minor, payment.currency, withholdings)
         parts: list[tuple[str, str | None, int | None, int]] = [
             (share.name, None if share.withholding.percent is None else str(share.withholding.percent),
              share.withholding.fixed_minor, share.amount_minor)
@@ -179,10 +189,6 @@ def stored_line_splits(line_ids: Iterable[int]) -> dict[int, LineSplit]:
     return splits
 
 
-class LedgerError(RuntimeError):
-    """The ledger cannot book this: a refund larger than what its parts still hold."""
-
-
 def book_refund_reversal(refund: Refund) -> list[SplitEntry]:
     """Reverse the refunded parts of the agency's lines of the payment, in proportion, exactly.
 
@@ -200,17 +206,22 @@ def book_refund_reversal(refund: Refund) -> list[SplitEntry]:
         book_payment_splits(payment)
         cells = _held_parts(refund.payment_id, refund.agency_id)
     held = [cell.held_minor for cell in cells]
-    if refund.amount_minor > sum(held):
-        raise LedgerError(
-            f"Refund {refund.reference} of {refund.amount_minor} is more than the {sum(held)} its payment's parts hold."
-        )
+    reversible = refund.amount_minor
+    if reversible > sum(held):
+        # Never refuse here: the money already went back, and the refund's record must stand.
+        # What cannot be reversed is left for verify_ledger to report, and a person to look at.
+        log.error(
+            "refund %s of %d is more than the %d its payment's parts hold; reversed what they hold",
+            refund.reference, refund.amount_minor, sum(held),
+        )  # fmt: skip
+        reversible = sum(held)
     agency = db.session.get(Agency, refund.agency_id)
     assert agency is not None
     booked_at = refund.completed_at or refund.created_at
     day = local_day(booked_at, agency)
     entries: list[SplitEntry] = []
     totals: dict[_DayKey, _DayChange] = {}
-    for cell, taken in zip(cells, reverse_in_proportion(refund.amount_minor, held), strict=True):
+    for cell, taken in zip(cells, reverse_in_proportion(reversible, held), strict=True):
         if not taken:
             continue
         entries.append(

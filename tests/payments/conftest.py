@@ -31,3 +31,8 @@ def citizen(client: FlaskClient, stripe_app: Flask) -> dict:
 def _ledger_adds_up(request: pytest.FixtureRequest) -> Iterator[None]:
     """At the end of every payment test that used the database: the withholdings ledger adds up."""
     yield from check_ledger_after_test(request)
+
+
+@pytest.fixture()
+def ledger_damaged_on_purpose() -> None:
+    """Asked for by a test that damages the ledger to see the check find it: no check at its end."""

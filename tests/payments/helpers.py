@@ -28,8 +28,11 @@ def assert_ledger_adds_up(
 
 
 def check_ledger_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The body of an autouse fixture: after a test that used the database, the ledger adds up."""
-    if "db_session" not in request.fixturenames:
+    """The body of an autouse fixture: after a test that used the database, the ledger adds up.
+
+    A test that damages the ledger to see the check find it asks for ``ledger_damaged_on_purpose``.
+    """
+    if "db_session" not in request.fixturenames or "ledger_damaged_on_purpose" in request.fixturenames:
         yield
         return
     request.getfixturevalue("db_session")  # set up first, so it is torn down after this check

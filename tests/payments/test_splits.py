@@ -173,7 +173,7 @@ def test_the_check_finds_a_changed_entry_and_a_changed_daily_total(payer: dict) 
     assert any("daily total of A" in problem for problem in problems)
 
 
-def test_flask_treasury_verify_ledger(app: Flask, payer: dict) -> None:
+def test_flask_treasury_verify_ledger(app: Flask, payer: dict, ledger_damaged_on_purpose: None) -> None:
     agency = AgencyFactory(code="ledgertown", withholdings=THREE)
     refund(pay(payer, agency, 12345), agency, 500)
     db.session.commit()
@@ -189,8 +189,6 @@ def test_flask_treasury_verify_ledger(app: Flask, payer: dict) -> None:
     assert broken.exit_code == 1 and "DOES NOT ADD UP" in broken.output and "daily total of D" in broken.output
     unknown = app.test_cli_runner().invoke(args=["treasury", "verify-ledger", "--agency", "nowhere"])
     assert unknown.exit_code == 1 and "No agency has the code nowhere" in unknown.output
-    db.session.execute(update(SplitEntry).where(SplitEntry.beneficiary == "D").values(beneficiary="B"))
-    db.session.commit()  # mended, for the check every payment test ends with
 
 
 # -- a random sequence of payments, partial refunds and setting changes ------------------------------
@@ -262,3 +260,24 @@ def test_the_ledger_adds_up_after_any_sequence_of_payments_refunds_and_setting_c
     assert report.total.withheld == {name: amount for name, amount in expected.items() if name != AGENCY_PART}
     assert report.total.agency_part_minor == expected.get(AGENCY_PART, 0)
     assert report.total.net_minor == sum(expected.values())
+
+
+def test_unreadable_settings_never_stop_a_payment_that_was_charged(payer: dict) -> None:
+    agency = AgencyFactory(withholdings={"default": [{"name": "Fund", "percent": 2.5}]})  # a float: refused
+    payment = pay(payer, agency, 10000)
+    assert payment.status == "succeeded"
+    assert parts(payment.id) == {AGENCY_PART: 10000}  # booked whole to the agency; the error is logged
+
+
+def test_a_refund_of_more_than_its_parts_hold_still_stands_and_the_check_says_so(
+    payer: dict, ledger_damaged_on_purpose: None
+) -> None:
+    agency = AgencyFactory(withholdings=THREE)
+    payment = pay(payer, agency, 10000)
+    db.session.execute(update(SplitEntry).where(SplitEntry.beneficiary == AGENCY_PART).values(amount_minor=0))
+    db.session.commit()  # a ledger damaged by hand: the parts now hold 2.00 + 3.50 + 1.00
+    made = refund(payment, agency, 1000)
+    assert made.status == "succeeded"
+    assert sum(parts(made.id, refund=True).values()) == -650
+    problems = verify_ledger(agency, TODAY, TODAY).problems
+    assert any(f"Refund {made.reference} of 1000 reverses 650." == problem for problem in problems)
