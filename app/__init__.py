@@ -34,10 +34,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 def register_listeners() -> None:
     """Connect each delivering feature to the events it listens to, and its outbox topics."""
     from app.erp_writeback import handlers as erp_writeback
-    from app.payments import audit_trail
+    from app.payments import audit_trail, splits
     from app.receipts import handlers as receipts
 
     audit_trail.register()
+    splits.register()  # the withholdings ledger books in the payment's and the refund's transaction
     receipts.register()
     erp_writeback.register()
 

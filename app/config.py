@@ -39,6 +39,9 @@ class BaseConfig:
     #: closed browser), and after which an unfinished card entry is given up and its debts freed.
     STRIPE_RECONCILE_AFTER_MINUTES = 10
     STRIPE_ABANDON_AFTER_MINUTES = 60
+    #: Minutes after which the worker repairs a sandbox payment still pending (its process stopped
+    #: between the charge and our record of it): finished by the sandbox's answer, else given up.
+    SANDBOX_RECONCILE_AFTER_MINUTES = 5
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = True

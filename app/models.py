@@ -9,7 +9,15 @@ from app.checkout.models import Quote, QuoteLine
 from app.debts.models import Debt, Debtor, Installment
 from app.guest.models import GuestLookupFailure
 from app.outbox.models import OutboxMessage
-from app.payments.models import Payment, PaymentLine, ProviderCharge, ProviderEvent
+from app.payments.models import (
+    Payment,
+    PaymentLine,
+    ProviderCharge,
+    ProviderEvent,
+    SandboxCharge,
+    SplitDayTotal,
+    SplitEntry,
+)
 from app.sync.models import DebtorRefresh, QuarantinedRecord, SyncRun
 from app.treasury.models import StaffInvitation, StaffMembership, StaffRecoveryCode
 
@@ -31,6 +39,9 @@ __all__ = [
     "QuarantinedRecord",
     "Quote",
     "QuoteLine",
+    "SandboxCharge",
+    "SplitDayTotal",
+    "SplitEntry",
     "StaffInvitation",
     "StaffMembership",
     "StaffRecoveryCode",

@@ -15,7 +15,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from app.checkout.payment_flow import reconcile_stripe_payments
+from app.checkout.payment_flow import reconcile_sandbox_payments, reconcile_stripe_payments
 from app.db import utcnow
 from app.extensions import db
 from app.outbox.services import deliver_due
@@ -91,11 +91,11 @@ def worker_command(once: bool, interval: float, batch: int) -> None:
 def _tick(name: str, batch: int, stop: threading.Event) -> None:
     """One round: the syncs that are due, card payments pending too long, then the outbox."""
     synced = run_due_syncs(utcnow())
-    reconciled = None
+    # Before the outbox: a payment the reconcilers finish has its ERP ack sent this tick.
+    reconciled = reconcile_sandbox_payments(utcnow())
     if current_app.config["CARD_PROVIDER"] == "stripe":
-        # Before the outbox: a payment the reconciler finishes has its ERP ack sent this tick.
-        reconciled = reconcile_stripe_payments(utcnow())
+        reconciled.add(reconcile_stripe_payments(utcnow()))
     report = deliver_due(limit=batch, worker=name, should_stop=stop.is_set)
-    if synced or report.handled or (reconciled and reconciled.checked):
-        payments = f"; card payments: {reconciled}" if reconciled and reconciled.checked else ""
+    if synced or report.handled or reconciled.checked:
+        payments = f"; card payments: {reconciled}" if reconciled.checked else ""
         click.echo(f"{utcnow():%Y-%m-%d %H:%M:%S} UTC  syncs run: {len(synced)}; outbox: {report}{payments}")

@@ -18,6 +18,10 @@ its own (so each peak RSS is that measurement's alone):
   export's order. Target: export rows/s over the unordered COPY's >= 0.30. Peak RSS at two
   sizes shows whether memory grows with the rows.
 - the XLSX export of ``--xlsx-rows`` rows (rows/s; no target).
+- first, the settlement report over the newest 1, 30 and 365 local days (best of three), read
+  from the withholdings ledger's daily totals (each payment's split booked with it, 2 % to a
+  fund). Targets at 2 M payments: 30 days <= 0.2 s, 365 days <= 1 s. ``--settlement-only``
+  stops there.
 """
 
 from __future__ import annotations
@@ -100,8 +104,37 @@ def _load(url: str, payments: dict[str, int]) -> None:
                 {"agency": agency_id, "prefix": f"CP-{tag}%"},
             )
             connection.commit()
+        _book_splits(connection, agencies)
     with psycopg.connect(_conninfo(url), autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE")
+
+
+def _book_splits(connection, agencies: dict[str, int]) -> None:
+    """What the payment.succeeded listener books for each line: 2 % to the fund, the rest the agency's."""
+    local_day = "((p.completed_at AT TIME ZONE 'UTC') AT TIME ZONE %(zone)s)::date"
+    for agency_id in agencies.values():
+        parts = [
+            (0, "Ταμείο", "'2'", "l.amount_minor * 2 / 100"),
+            (1, "", "NULL", "l.amount_minor - l.amount_minor * 2 / 100"),
+        ]
+        for position, beneficiary, percent, amount in parts:
+            connection.execute(
+                "INSERT INTO split_entries (agency_id, payment_id, payment_line_id, kind, position, beneficiary,"
+                " percent, amount_minor, currency, booked_at, day)"
+                f" SELECT l.agency_id, l.payment_id, l.id, 'property_fee', {position}, %(beneficiary)s, {percent},"
+                f" {amount}, 'EUR', p.completed_at, {local_day}"
+                " FROM payment_lines l JOIN payments p ON p.id = l.payment_id WHERE l.agency_id = %(agency)s",
+                {"agency": agency_id, "beneficiary": beneficiary, "zone": ZONE},
+            )
+        connection.execute(
+            "INSERT INTO split_day_totals (agency_id, day, kind, beneficiary, currency, lines, collected_minor,"
+            " reversed_minor)"
+            " SELECT agency_id, day, kind, beneficiary, 'EUR', sum(CASE WHEN beneficiary = '' THEN 1 ELSE 0 END),"
+            " sum(amount_minor), 0 FROM split_entries WHERE agency_id = %(agency)s"
+            " GROUP BY agency_id, day, kind, beneficiary",
+            {"agency": agency_id},
+        )
+        connection.commit()
 
 
 def _app(url: str):
@@ -228,6 +261,37 @@ def _raw_copy(url: str, rows: int, ordered: bool, queue: multiprocessing.Queue) 
     queue.put({"rows": count, "seconds": seconds, "rss_mb": _peak_rss_mb()})
 
 
+#: The settlement report's ranges, in local days ending on the newest day of payments.
+SETTLEMENT_DAYS = (1, 30, 365)
+
+
+def _settlement(url: str, queue: multiprocessing.Queue) -> None:
+    """The settlement report of bench-town over 1, 30 and 365 days: best of three after a warm-up."""
+    from app.agencies.models import Agency
+    from app.extensions import db
+    from app.treasury.reports.services import settlement_report
+
+    app = _app(url)
+    with app.app_context():
+        agency = db.session.query(Agency).filter_by(code="bench-town").one()
+        newest = db.session.execute(
+            text("SELECT max(completed_at) FROM payments WHERE reference LIKE 'CP-TOW%'")
+        ).scalar_one()
+        last_day = newest.replace(tzinfo=UTC).astimezone(ZoneInfo(ZONE)).date()
+        results = {}
+        for days in SETTLEMENT_DAYS:
+            first_day = last_day - timedelta(days=days - 1)
+            report = settlement_report(agency, first_day, last_day)
+            best = float("inf")
+            for _ in range(3):
+                begin = time.perf_counter()
+                report = settlement_report(agency, first_day, last_day)
+                best = min(best, time.perf_counter() - begin)
+                db.session.rollback()
+            results[days] = {"ms": best * 1000, "lines": report.total.lines, "gross": report.total.gross_minor}
+    queue.put(results)
+
+
 def _child(target, *args) -> dict:
     # Spawned, not forked: a forked child starts with the parent's pages resident, and its peak
     # RSS would grow with whatever the parent held (the old loader's lists of a million ids
@@ -245,7 +309,7 @@ def _child(target, *args) -> dict:
 
 def run(
     server_url: str, payments: int, other: int, export_rows: list[int], xlsx_rows: list[int], *,
-    reuse: str | None = None, keep: bool = False,
+    reuse: str | None = None, keep: bool = False, settlement_only: bool = False,
 ) -> None:  # fmt: skip
     """Load one database (or ``reuse`` one kept by ``keep``) and print every figure; then drop it unless kept."""
     from app import migrate
@@ -263,6 +327,14 @@ def run(
             _load(url, {"bench-town": payments, "bench-other": other})
             print(f"loaded {payments:,} + {other:,} payments (one line each) in {time.perf_counter() - begin:.0f} s"
                   f" into {name}", flush=True)  # fmt: skip
+
+        settlement = _child(_settlement, url)
+        print(f"\nsettlement of {payments:,} payments (targets: 30 days <= 200 ms, 365 days <= 1000 ms):", flush=True)
+        for days, result in settlement.items():
+            print(f"  {days:>3} days: {result['ms']:8.1f} ms  ({result['lines']:,} lines, gross {result['gross']:,})",
+                  flush=True)  # fmt: skip
+        if settlement_only:
+            return
 
         history = _child(_history, url, payments)
         print(f"\nhistory of {payments:,} payments: page 1 {history['first_ms']:.2f} ms, page {history['page']:,} "
@@ -305,12 +377,14 @@ def main() -> None:
     parser.add_argument("--xlsx-rows", type=int, nargs="*", default=[200_000])
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the loaded database (its name is printed)")
+    parser.add_argument("--settlement-only", action="store_true", help="measure the settlement report only")
     parser.add_argument(
         "--reuse", metavar="NAME", help="measure a database kept by --keep (same sizes) instead of loading"
     )
     arguments = parser.parse_args()
     run(arguments.database_url, arguments.payments, arguments.other, arguments.export_rows, arguments.xlsx_rows,
-        reuse=arguments.reuse, keep=arguments.keep or bool(arguments.reuse))  # fmt: skip
+        reuse=arguments.reuse, keep=arguments.keep or bool(arguments.reuse),
+        settlement_only=arguments.settlement_only)  # fmt: skip
 
 
 if __name__ == "__main__":

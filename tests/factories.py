@@ -116,6 +116,7 @@ import pyotp  # noqa: E402 - kept with the treasury factories that need it
 from app.config import TestingConfig  # noqa: E402
 from app.encryption import encrypt_secret  # noqa: E402
 from app.payments.models import Payment, PaymentLine  # noqa: E402
+from app.payments.splits import RECEIVED_STATUSES, book_payment_splits  # noqa: E402
 from app.treasury.models import StaffMembership  # noqa: E402
 
 #: The TOTP secret of every staff member made by ``staff_member`` (tests compute codes from it).
@@ -190,6 +191,10 @@ def paid_payment(
         )
     payment.amount_minor = sum(line.amount_minor for line in payment.lines)
     db.session.add(payment)
+    if status in RECEIVED_STATUSES:
+        # As the payment.succeeded listener does: the split is booked with the payment.
+        db.session.flush()
+        book_payment_splits(payment)
     if commit:
         db.session.commit()
     return payment

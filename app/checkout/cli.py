@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from app.checkout.payment_flow import reconcile_stripe_payments
+from app.checkout.payment_flow import reconcile_sandbox_payments, reconcile_stripe_payments
 from app.db import utcnow
 from app.unit_of_work import unit_of_work
 
@@ -20,10 +20,12 @@ def payments_cli() -> None:
 @with_appcontext
 @unit_of_work()
 def reconcile_command() -> None:
-    """Finish or give up Stripe payments pending longer than STRIPE_RECONCILE_AFTER_MINUTES.
+    """Finish or give up card payments left pending: the sandbox's, and Stripe's when it is configured.
 
-    `flask worker` does this every tick; run it by hand after an outage to see the result at once.
+    Sandbox payments pending longer than SANDBOX_RECONCILE_AFTER_MINUTES, Stripe payments longer
+    than STRIPE_RECONCILE_AFTER_MINUTES. `flask worker` does this every tick; run it by hand after
+    an outage to see the result at once.
     """
-    if current_app.config["CARD_PROVIDER"] != "stripe":
-        raise click.ClickException("CARD_PROVIDER is not 'stripe': there is nothing to reconcile.")
-    click.echo(f"Card payments: {reconcile_stripe_payments(utcnow())}")
+    click.echo(f"Sandbox payments: {reconcile_sandbox_payments(utcnow())}")
+    if current_app.config["CARD_PROVIDER"] == "stripe":
+        click.echo(f"Card payments: {reconcile_stripe_payments(utcnow())}")

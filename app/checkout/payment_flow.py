@@ -45,7 +45,7 @@ from app.debts.models import Debt, Installment
 from app.domain.references import readable_code
 from app.extensions import db
 from app.payments.models import Payment, PaymentLine, ProviderCharge, ProviderEvent
-from app.payments.providers import CardDetails, CardProvider
+from app.payments.providers import CardDetails, CardProvider, ChargeResult, get_provider
 from app.payments.services import lock_payment
 from app.payments.stripe_gateway import (
     IntentState,
@@ -180,15 +180,21 @@ def complete_payment(payment: Payment, provider: CardProvider, card: CardDetails
         card=card,
         idempotency_key=payment.reference,
     )
+    commit_early("the provider's answer is kept before we act on it: if we stop here, the reconciler finds it")
+    return _record_charge_result(payment.id, result)
+
+
+def _record_charge_result(payment_id: int, result: ChargeResult) -> Payment:
+    """Confirm or fail the payment by the provider's answer; PaymentDeclined when declined."""
     if result.succeeded:
         return confirm_payment(
-            payment.id,
+            payment_id,
             provider_reference=result.provider_reference,
             card_brand=result.card_brand,
             card_last4=result.card_last4,
         )
     failed = fail_payment(
-        payment.id,
+        payment_id,
         provider_reference=result.provider_reference,
         reason=result.decline_code or "declined",
         card_last4=result.card_last4,
@@ -643,6 +649,14 @@ class ReconcileReport:
     abandoned: int = 0
     errors: int = 0
 
+    def add(self, other: ReconcileReport) -> None:
+        """Count another pass's figures in these (the sandbox's and Stripe's in one line)."""
+        self.checked += other.checked
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.abandoned += other.abandoned
+        self.errors += other.errors
+
     def __str__(self) -> str:
         return (
             f"{self.checked} checked, {self.succeeded} succeeded, {self.failed} failed, "
@@ -681,4 +695,39 @@ def reconcile_stripe_payments(now: datetime | None = None, gateway: StripeGatewa
             db.session.rollback()
             report.errors += 1
             log.warning("reconciler: Stripe unavailable for payment id %s; next tick tries again", payment_id)
+    return report
+
+
+def reconcile_sandbox_payments(now: datetime | None = None) -> ReconcileReport:
+    """Finish or give up sandbox payments left pending: the same repair as Stripe's reconciler.
+
+    The sandbox charges within the request that claimed the debts, so a payment still pending
+    after ``SANDBOX_RECONCILE_AFTER_MINUTES`` was interrupted: if the sandbox recorded a charge
+    for it, the payment is confirmed (or failed) by that answer; if not, no card was charged and
+    the payment is given up, freeing its debts.
+    """
+    now = now or utcnow()
+    ask_before = now - timedelta(minutes=current_app.config["SANDBOX_RECONCILE_AFTER_MINUTES"])
+    pending = db.session.execute(
+        select(Payment.id, Payment.reference)
+        .where(Payment.provider == "sandbox", Payment.status == "pending", Payment.created_at <= ask_before)
+        .order_by(Payment.id)
+    ).all()
+    db.session.rollback()
+    report = ReconcileReport()
+    provider = get_provider("sandbox")
+    for payment_id, reference in pending:
+        report.checked += 1
+        result = provider.find_charge(reference)
+        db.session.rollback()
+        if result is None:
+            fail_payment(payment_id, provider_reference=None, reason="abandoned", card_last4=None)
+            report.abandoned += 1
+            continue
+        try:
+            payment = _record_charge_result(payment_id, result)
+        except PaymentDeclined:
+            report.failed += 1
+        else:
+            report.succeeded += payment.status == "succeeded"
     return report

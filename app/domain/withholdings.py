@@ -30,6 +30,8 @@ __all__ = [
     "Share",
     "Withholding",
     "check_withholding_settings",
+    "reverse_in_proportion",
+    "split_by_weight",
     "split_line",
     "withholdings_for_kind",
 ]
@@ -141,6 +143,41 @@ def split_line(amount_minor: int, currency: str, withholdings: Sequence[Withhold
         shares.append(Share(withholding, taken))
         left -= taken
     return LineSplit(amount_minor, currency, tuple(shares), left)
+
+
+def split_by_weight(amount_minor: int, weights: Sequence[int]) -> list[int]:
+    """Split an amount in proportion to ``weights``, largest remainder first: the parts add up exactly.
+
+    Each part is the floor of its exact share; the minor units left over go one each to the parts
+    with the largest fractional remainders (ties: the earlier part). A zero weight gets nothing.
+    """
+    total = sum(weights)
+    if total <= 0 or any(weight < 0 for weight in weights):
+        raise ValueError("The weights must be at least zero and add up to more than zero.")
+    parts = [amount_minor * weight // total for weight in weights]
+    remainders = sorted(range(len(weights)), key=lambda index: (-(amount_minor * weights[index] % total), index))
+    for index in remainders[: amount_minor - sum(parts)]:
+        parts[index] += 1
+    return parts
+
+
+def reverse_in_proportion(amount_minor: int, held: Sequence[int]) -> list[int]:
+    """What a refund of ``amount_minor`` takes back from each part still ``held``, in proportion.
+
+    Largest-remainder rounding (``split_by_weight``) over what each part still holds, so the
+    reversals add up to the refund exactly, none takes more than its part still holds, and a
+    refund of everything still held takes each part whole. A series of partial refunds therefore
+    never drives a beneficiary below zero, and the last one leaves every part at exactly zero.
+    """
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
+        raise TypeError(f"A refund is a whole number of minor units, not {amount_minor!r}.")
+    if any(isinstance(part, bool) or not isinstance(part, int) or part < 0 for part in held):
+        raise ValueError("What a part still holds is a whole number of minor units, at least zero.")
+    if not 0 <= amount_minor <= sum(held):
+        raise ValueError(f"A refund of {amount_minor} cannot be taken from parts holding {sum(held)}.")
+    if amount_minor == 0:
+        return [0] * len(held)
+    return split_by_weight(amount_minor, held)
 
 
 def withholdings_for_kind(settings: Mapping[str, Any] | None, kind: str) -> list[Withholding]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.agencies.models import Agency
@@ -196,3 +196,107 @@ class Refund(Base):
 
     payment: Mapped[Payment] = relationship()
     agency: Mapped[Agency] = relationship()
+
+
+class SplitEntry(Base):
+    """One beneficiary's part of a payment line, fixed when the payment succeeded, or a refund's reversal of it.
+
+    A succeeded payment writes, per line, one entry per withholding of the line's kind (in the
+    order listed, at the rates then in force) and one for the agency's own part (beneficiary
+    ""); they add up to the line. A refund writes negative entries against those same parts, in
+    proportion to what each still holds, adding up to minus the refund. Entries are never changed:
+    a later change of the agency's withholding settings leaves them, and so the settlement, as
+    they were.
+    """
+
+    __tablename__ = "split_entries"
+    __table_args__ = (
+        CheckConstraint(
+            "(refund_id IS NULL AND amount_minor >= 0) OR (refund_id IS NOT NULL AND amount_minor < 0)",
+            name="sign_follows_source",
+        ),
+        CheckConstraint("position >= 0", name="position_not_negative"),
+        CheckConstraint("percent IS NULL OR fixed_minor IS NULL", name="one_rate"),
+        Index("ix_split_entries_agency_id_day", "agency_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    payment_line_id: Mapped[int] = mapped_column(ForeignKey("payment_lines.id", ondelete="CASCADE"), index=True)
+    #: The refund that reversed part of the line; null for the payment's own entry.
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id", ondelete="CASCADE"), index=True)
+    #: The line's kind (its debt's, or the catalog item's), as the settlement groups it.
+    kind: Mapped[str] = mapped_column(String(64))
+    #: The part's place in the line's split: 0.. for the withholdings in order, then the agency's part.
+    position: Mapped[int] = mapped_column(Integer)
+    #: Who the money is for: the withholding's beneficiary, or "" for the agency's own part.
+    beneficiary: Mapped[str] = mapped_column(String(100))
+    #: The rate in force when the payment succeeded: a percentage as text ("2.5"), or a fixed
+    #: amount in minor units; both null for the agency's own part.
+    percent: Mapped[str | None] = mapped_column(String(20))
+    fixed_minor: Mapped[int | None] = mapped_column(Integer)
+    #: minor units: >= 0 for a payment's part, < 0 for a refund's reversal.
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: When the money moved: the payment's completion, or the refund's.
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The agency's local day of ``booked_at``, fixed when booked (the settlement's day).
+    day: Mapped[date] = mapped_column(Date)
+
+
+class SplitDayTotal(Base):
+    """The split entries of one agency, local day, kind and beneficiary, summed as they are written.
+
+    Kept in the same transaction as the entries (an upsert adding to the row), so the settlement
+    report over a year reads a few thousand rows instead of every payment. ``verify_ledger``
+    checks it against the entries.
+    """
+
+    __tablename__ = "split_day_totals"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "day", "kind", "beneficiary"),
+        CheckConstraint("lines >= 0", name="lines_not_negative"),
+        CheckConstraint("collected_minor >= 0", name="collected_not_negative"),
+        CheckConstraint("reversed_minor >= 0", name="reversed_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    #: The agency's local day the entries were booked on.
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(64))
+    #: The withholding's beneficiary, or "" for the agency's own part.
+    beneficiary: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str] = mapped_column(String(3))
+    #: Payment lines booked that day (counted on the agency's own row only, so each line once).
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    #: minor units, >= 0: the payments' entries of the day.
+    collected_minor: Mapped[int] = mapped_column(Integer, default=0)
+    #: minor units, >= 0: the refunds' reversals of the day (their entries negated).
+    reversed_minor: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SandboxCharge(Base):
+    """The sandbox provider's own record of a charge, by idempotency key: what Stripe keeps on its side.
+
+    Written and committed by the sandbox before it answers, so a payment whose process stopped
+    between the charge and our record of it can be finished by the reconciler, as with Stripe.
+    """
+
+    __tablename__ = "sandbox_charges"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    #: The payer's idempotency key (the payment's reference).
+    idempotency_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: "sbx_…", unique.
+    provider_reference: Mapped[str] = mapped_column(String(100), unique=True)
+    succeeded: Mapped[bool] = mapped_column()
+    #: Stripe-style decline code when the test card declines.
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    #: minor units, > 0.
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,6 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.extensions import db
+from app.payments.models import SandboxCharge
+
 #: Test cards the sandbox knows, as documented on the card page and in the README.
 SANDBOX_CARDS: dict[str, str | None] = {
     "4242424242424242": None,  # Visa, succeeds
@@ -43,12 +46,16 @@ class ChargeResult:
 
 
 class CardProvider(Protocol):
-    """Charges a card once per idempotency key."""
+    """Charges a card once per idempotency key, and says later what became of a key's charge."""
 
     name: str
 
     def charge(self, *, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str) -> ChargeResult:
         """Charge ``amount_minor`` (minor units) of ``currency``; the same key never charges twice."""
+        ...
+
+    def find_charge(self, idempotency_key: str) -> ChargeResult | None:
+        """The answer given to the charge made with this key, or None if none was made (the reconciler asks)."""
         ...
 
 
@@ -79,28 +86,50 @@ def card_brand(number: str) -> str:
 
 
 class SandboxProvider:
-    """Test mode: takes the documented test cards only and moves no money."""
+    """Test mode: takes the documented test cards only and moves no money.
+
+    Like a real provider it keeps its own record of every charge (``SandboxCharge``), so a
+    repeated key returns the first answer and the reconciler can ask what became of a payment
+    whose process stopped between the charge and our record of it. The record is flushed here
+    and committed by the caller before it acts on the answer (``complete_payment``).
+    """
 
     name = "sandbox"
 
-    def __init__(self) -> None:
-        self._answers: dict[str, ChargeResult] = {}
-
     def charge(self, *, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str) -> ChargeResult:
         """Succeed or decline by the test card's number; a repeated key returns the first answer."""
-        if idempotency_key in self._answers:
-            return self._answers[idempotency_key]
-        reference = "sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+        earlier = self.find_charge(idempotency_key)
+        if earlier is not None:
+            return earlier
         decline = SANDBOX_CARDS.get(card.number, "test_mode_live_card")
-        result = ChargeResult(
+        record = SandboxCharge(
+            idempotency_key=idempotency_key,
+            provider_reference="sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24],
             succeeded=decline is None,
-            provider_reference=reference,
+            decline_code=decline,
+            amount_minor=amount_minor,
+            currency=currency,
             card_brand=card_brand(card.number),
             card_last4=card.number[-4:],
-            decline_code=decline,
         )
-        self._answers[idempotency_key] = result
-        return result
+        db.session.add(record)
+        db.session.flush()
+        return _result(record)
+
+    def find_charge(self, idempotency_key: str) -> ChargeResult | None:
+        """The sandbox's answer to the charge made with this key, or None."""
+        record = db.session.get(SandboxCharge, idempotency_key)
+        return None if record is None else _result(record)
+
+
+def _result(record: SandboxCharge) -> ChargeResult:
+    return ChargeResult(
+        succeeded=record.succeeded,
+        provider_reference=record.provider_reference,
+        card_brand=record.card_brand,
+        card_last4=record.card_last4,
+        decline_code=record.decline_code,
+    )
 
 
 _PROVIDERS: dict[str, CardProvider] = {"sandbox": SandboxProvider()}

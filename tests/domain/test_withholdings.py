@@ -6,11 +6,15 @@ import itertools
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.domain.withholdings import (
     InvalidWithholding,
     Withholding,
     check_withholding_settings,
+    reverse_in_proportion,
+    split_by_weight,
     split_line,
     withholdings_for_kind,
 )
@@ -137,3 +141,68 @@ def test_settings_round_trip_through_their_stored_form() -> None:
 def test_settings_that_cannot_be_applied_are_refused(settings: dict) -> None:
     with pytest.raises(InvalidWithholding):
         check_withholding_settings(settings)
+
+
+# -- reversing a split in proportion (refunds) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "held", "taken"),
+    [
+        pytest.param(
+            5000, [247, 432, 100, 11566], [100, 175, 41, 4684], id="the-two-cents-left-go-to-the-largest-remainders"
+        ),
+        pytest.param(1, [5, 5], [1, 0], id="a-tie-goes-to-the-earlier-part"),
+        pytest.param(779, [247, 432, 100, 0], [247, 432, 100, 0], id="everything-held-is-taken-whole"),
+        pytest.param(3, [0, 2, 0, 1], [0, 2, 0, 1], id="an-empty-part-gives-nothing"),
+        pytest.param(0, [10, 20], [0, 0], id="nothing-refunded"),
+    ],
+)
+def test_a_refund_reverses_each_part_in_proportion(amount: int, held: list[int], taken: list[int]) -> None:
+    assert reverse_in_proportion(amount, held) == taken
+
+
+@pytest.mark.parametrize(
+    ("amount", "held", "error"),
+    [
+        (11, [5, 5], ValueError),
+        (-1, [5], ValueError),
+        (1, [-1, 3], ValueError),
+        (1.5, [5], TypeError),
+        (1, [], ValueError),
+    ],
+)
+def test_a_reversal_never_takes_more_than_is_held(amount: object, held: list[int], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        reverse_in_proportion(amount, held)  # type: ignore[arg-type]
+
+
+@given(st.lists(st.integers(0, 10**9), min_size=1, max_size=8).filter(sum), st.data())
+def test_reversals_add_up_exactly_and_stay_within_each_part(held: list[int], data: st.DataObject) -> None:
+    amount = data.draw(st.integers(0, sum(held)))
+    taken = reverse_in_proportion(amount, held)
+    assert sum(taken) == amount
+    assert all(0 <= part <= still for part, still in zip(taken, held, strict=True))
+    # Each part is its exact share rounded down or up: never a cent further from proportion.
+    for part, still in zip(taken, held, strict=True):
+        assert abs(part * sum(held) - amount * still) < sum(held)
+
+
+@given(st.lists(st.integers(1, 10**6), min_size=1, max_size=6), st.lists(st.integers(1, 100), max_size=10))
+def test_any_series_of_partial_refunds_ends_at_zero_and_never_below(held: list[int], percents: list[int]) -> None:
+    still = list(held)
+    for percent in percents:
+        amount = sum(still) * percent // 100
+        for index, part in enumerate(reverse_in_proportion(amount, still)):
+            still[index] -= part
+        assert all(part >= 0 for part in still)
+    for index, part in enumerate(reverse_in_proportion(sum(still), still)):  # the rest, refunded
+        still[index] -= part
+    assert still == [0] * len(held)
+
+
+@given(st.integers(0, 10**9), st.lists(st.integers(0, 10**6), min_size=1, max_size=8).filter(sum))
+def test_split_by_weight_adds_up_and_gives_a_zero_weight_nothing(amount: int, weights: list[int]) -> None:
+    parts = split_by_weight(amount, weights)
+    assert sum(parts) == amount
+    assert all(part == 0 for part, weight in zip(parts, weights, strict=True) if weight == 0)

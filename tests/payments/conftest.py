@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 
 from tests.factories import PASSWORD, AgencyFactory, DebtFactory, DebtorFactory, UserFactory, link
 from tests.helpers import log_in
+from tests.payments.helpers import check_ledger_after_test
 
 
 @pytest.fixture()
@@ -23,3 +25,14 @@ def citizen(client: FlaskClient, stripe_app: Flask) -> dict:
     ids = {"user": user.id, "debts": (water.id, parking.id), "agencies": (north.id, south.id)}
     log_in(client, user.email, PASSWORD)  # ends the session: keep plain ids, not objects
     return ids
+
+
+@pytest.fixture(autouse=True)
+def _ledger_adds_up(request: pytest.FixtureRequest) -> Iterator[None]:
+    """At the end of every payment test that used the database: the withholdings ledger adds up."""
+    yield from check_ledger_after_test(request)
+
+
+@pytest.fixture()
+def ledger_damaged_on_purpose() -> None:
+    """Asked for by a test that damages the ledger to see the check find it: no check at its end."""

@@ -34,6 +34,7 @@ from app.erp_writeback.handlers import TOPIC_ERP_PAYMENT_ACK, TOPIC_ERP_REFUND_A
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.payments.models import Payment, PaymentLine, ProviderCharge, Refund
+from app.payments.splits import stored_line_splits
 from app.receipts.handlers import TOPIC_RECEIPT_EMAIL
 
 # -- payment history -------------------------------------------------------------------------------
@@ -390,8 +391,10 @@ def agency_payment(agency: Agency, reference: str) -> AgencyPayment | None:
         else:
             write_back[line.id] = WriteBack("not_queued")
     split = line_splitter(agency)
-    # An item sold is withheld from by its kind ("ticket", "donation"), as a debt by its own.
-    withholdings = {line.id: split(_line_kind(line), line.amount_minor) for line in lines}
+    # The split booked when the payment succeeded; a payment not received (yet) shows what
+    # today's rates would withhold. An item sold is withheld from by its kind, as a debt by its own.
+    booked = stored_line_splits(line.id for line in lines)
+    withholdings = {line.id: booked.get(line.id) or split(_line_kind(line), line.amount_minor) for line in lines}
     return AgencyPayment(
         payment,
         lines,

@@ -11,37 +11,23 @@ import io
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import select
 
 from app.agencies.models import Agency
-from app.catalog.models import CatalogItem
-from app.db import UTCDateTime
 from app.debts.models import Debt
 from app.domain.money import Money
-from app.domain.withholdings import Withholding, split_line, withholdings_for_kind
 from app.extensions import db
-from app.payments.models import Payment, PaymentLine, Refund
-
-#: Payment statuses whose lines count as money received (a refund is reported on its own).
-RECEIVED_STATUSES = ("succeeded", "partially_refunded", "refunded")
+from app.payments.models import Payment, PaymentLine, SplitDayTotal
+from app.payments.splits import AGENCY_PART
 
 #: The longest settlement report, in days: a year and a day covers any calendar year.
 MAX_SETTLEMENT_DAYS = 366
 
 
-def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
-
-
 # -- settlement ------------------------------------------------------------------------------------
-
-#: A line's kind: its debt's, or the kind of the catalog item sold ("ticket", "donation"), as on
-#: the payment page and in the export.
-_line_kind = func.coalesce(Debt.kind, CatalogItem.kind).label("kind")
 
 
 @dataclass
@@ -52,7 +38,8 @@ class SettlementFigures:
     gross_minor: int = 0
     refunds_minor: int = 0
     fees_minor: int | None = None
-    #: minor units per beneficiary: the revenue withholdings taken from the gross (collected).
+    #: minor units per beneficiary: the revenue withholdings taken from the day's gross, less
+    #: what the day's refunds reversed of them.
     withheld: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -62,8 +49,8 @@ class SettlementFigures:
 
     @property
     def agency_part_minor(self) -> int:
-        """The gross less the withholdings: what of the money collected is the agency's own."""
-        return self.gross_minor - self.withheld_minor
+        """The net less the withholdings: what of the money kept is the agency's own."""
+        return self.net_minor - self.withheld_minor
 
     @property
     def net_minor(self) -> int:
@@ -104,49 +91,34 @@ class SettlementReport:
 def settlement_report(agency: Agency, date_from: date, date_to: date) -> SettlementReport:
     """The agency's received payment lines and its refunds per local day and kind, inclusive dates.
 
-    A payment counts on the day it completed (when the money moved), else the day it was made; a
-    refund on the day it completed. A refunded payment still counts in gross: its refund is
-    deducted on the refund's own day, so past days never change. Each line's gross is split by
-    the agency's revenue withholdings for its kind (its settings as they are now) into what each
-    beneficiary is owed and the agency's own part.
+    Read from the withholdings ledger's daily totals (``app.payments.splits``): each payment line
+    was split into its withholdings and the agency's part when it was paid, at the rates then in
+    force, and each refund reversed those parts in proportion on the refund's own day. So a
+    change of settings never rewrites a past day, and a day's withholdings are net of its refunds.
+    A payment counts on the local day it completed (when the money moved), a refund on the day it
+    completed; a refunded payment still counts in gross on its own day.
     """
     if date_to < date_from:
         raise ValueError("The end date is before the start date.")
-    zone = ZoneInfo(agency.timezone)
-    start = _local_midnight(date_from, zone)
-    end = _local_midnight(date_to + timedelta(days=1), zone)
-    settled_at = func.coalesce(Payment.completed_at, Payment.created_at)
-    statement = (
-        select(settled_at.label("settled_at"), _line_kind, PaymentLine.amount_minor)
-        .select_from(PaymentLine)
-        .join(Payment, Payment.id == PaymentLine.payment_id)
-        .outerjoin(Debt, Debt.id == PaymentLine.debt_id)
-        .outerjoin(CatalogItem, CatalogItem.id == PaymentLine.item_id)
-        .where(
-            PaymentLine.agency_id == agency.id,
-            Payment.status.in_(RECEIVED_STATUSES),
-            settled_at >= literal(start, UTCDateTime()),
-            settled_at < literal(end, UTCDateTime()),
-        )
-    )
     cells: dict[tuple[date, str], SettlementFigures] = defaultdict(SettlementFigures)
-    settings = dict(agency.withholdings or {})
-    by_kind: dict[str, list[Withholding]] = {}
     beneficiaries: set[str] = set()
-    for settled, kind, amount_minor in db.session.execute(statement.execution_options(yield_per=5000)):
-        if settled.tzinfo is None:  # coalesce() loses the column type on some databases
-            settled = settled.replace(tzinfo=UTC)
-        figures = cells[(settled.astimezone(zone).date(), kind)]
-        figures.lines += 1
-        figures.gross_minor += amount_minor
-        if kind not in by_kind:
-            by_kind[kind] = withholdings_for_kind(settings, kind)
-            beneficiaries.update(withholding.name for withholding in by_kind[kind])
-        # Each line is split on its own (as on the payment page and in the export), so the
-        # withholdings and the agency's part of every row add up to its gross exactly.
-        for share in split_line(amount_minor, agency.currency, by_kind[kind]).shares:
-            figures.withheld[share.name] = figures.withheld.get(share.name, 0) + share.amount_minor
-    _add_refunds(agency, start, end, zone, cells)
+    for day, kind, beneficiary, lines, collected_minor, reversed_minor in db.session.execute(
+        select(
+            SplitDayTotal.day,
+            SplitDayTotal.kind,
+            SplitDayTotal.beneficiary,
+            SplitDayTotal.lines,
+            SplitDayTotal.collected_minor,
+            SplitDayTotal.reversed_minor,
+        ).where(SplitDayTotal.agency_id == agency.id, SplitDayTotal.day >= date_from, SplitDayTotal.day <= date_to)
+    ):
+        figures = cells[(day, kind)]
+        figures.lines += lines
+        figures.gross_minor += collected_minor
+        figures.refunds_minor += reversed_minor
+        if beneficiary != AGENCY_PART:
+            beneficiaries.add(beneficiary)
+            figures.withheld[beneficiary] = figures.withheld.get(beneficiary, 0) + collected_minor - reversed_minor
     report = SettlementReport(date_from, date_to, beneficiaries=sorted(beneficiaries))
     for (day, kind), figures in sorted(cells.items()):
         report.rows.append(SettlementRow(day, kind, figures))
@@ -154,55 +126,6 @@ def settlement_report(agency: Agency, date_from: date, date_to: date) -> Settlem
         report.total.add(figures)
     report.by_kind = dict(sorted(report.by_kind.items()))
     return report
-
-
-def split_by_weight(amount_minor: int, weights: list[int]) -> list[int]:
-    """Split an amount in proportion to ``weights``, largest remainder first: the parts add up exactly."""
-    total = sum(weights)
-    if total <= 0:
-        raise ValueError("The weights must add up to more than zero.")
-    parts = [amount_minor * weight // total for weight in weights]
-    remainders = sorted(range(len(weights)), key=lambda index: (-(amount_minor * weights[index] % total), index))
-    for index in remainders[: amount_minor - sum(parts)]:
-        parts[index] += 1
-    return parts
-
-
-def _add_refunds(
-    agency: Agency, start: datetime, end: datetime, zone: ZoneInfo, cells: dict[tuple[date, str], SettlementFigures]
-) -> None:
-    """Add the agency's succeeded refunds to the cells, on the local day they completed.
-
-    A refund is of the agency's share of a payment; when that share spans several kinds of debt,
-    the refund is split across them in proportion to their amounts, exactly.
-    """
-    refunded_at = func.coalesce(Refund.completed_at, Refund.created_at)
-    refunds = db.session.execute(
-        select(refunded_at.label("refunded_at"), Refund.payment_id, Refund.amount_minor).where(
-            Refund.agency_id == agency.id,
-            Refund.status == "succeeded",
-            refunded_at >= literal(start, UTCDateTime()),
-            refunded_at < literal(end, UTCDateTime()),
-        )
-    ).all()
-    if not refunds:
-        return
-    shares: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for payment_id, kind, amount_minor in db.session.execute(
-        select(PaymentLine.payment_id, _line_kind, PaymentLine.amount_minor)
-        .outerjoin(Debt, Debt.id == PaymentLine.debt_id)
-        .outerjoin(CatalogItem, CatalogItem.id == PaymentLine.item_id)
-        .where(PaymentLine.agency_id == agency.id, PaymentLine.payment_id.in_({row.payment_id for row in refunds}))
-    ):
-        shares[payment_id][kind] += amount_minor
-    for refunded, payment_id, amount_minor in refunds:
-        if refunded.tzinfo is None:
-            refunded = refunded.replace(tzinfo=UTC)
-        day = refunded.astimezone(zone).date()
-        kinds = sorted(shares[payment_id]) or ["unknown"]
-        weights = [shares[payment_id][kind] for kind in kinds] if shares[payment_id] else [1]
-        for kind, part in zip(kinds, split_by_weight(amount_minor, weights), strict=True):
-            cells[(day, kind)].refunds_minor += part
 
 
 def settlement_csv(

@@ -16,7 +16,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.accounts.models import User
 from app.agencies.models import ALL_CATEGORIES, NOTE_MAX_LENGTH, Agency
+from app.audit.models import AuditEntry
 from app.audit.services import record
 from app.debts.models import Debt
 from app.domain.second_factors import check_factor_settings
@@ -94,6 +96,43 @@ def update_settings(agency: Agency, settings: AgencySettings) -> list[str]:
         record("settings.update", agency_id=agency.id, subject=agency.code, details=changes)
     db.session.flush()
     return sorted(changes)
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """One saved change of the agency's withholdings, from the audit log: who, when, from what to what."""
+
+    at: datetime
+    #: The staff member's e-mail address; None for the system or an erased account.
+    actor_email: str | None
+    #: The withholdings before and after, in their stored form (app.domain.withholdings).
+    before: dict[str, list[dict[str, Any]]]
+    after: dict[str, list[dict[str, Any]]]
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds whose list changed ("default" first), each shown on a line of its own."""
+        changed = {kind for kind in set(self.before) | set(self.after) if self.before.get(kind) != self.after.get(kind)}
+        return sorted(changed, key=lambda kind: (kind != DEFAULT_KEY, kind))
+
+
+def withholding_history(agency: Agency, limit: int = 50) -> list[RateChange]:
+    """The agency's changes of its withholding rates, newest first (each applies to later payments only)."""
+    rows = db.session.execute(
+        select(AuditEntry.at, AuditEntry.details, User.email)
+        .outerjoin(User, User.id == AuditEntry.actor_user_id)
+        .where(AuditEntry.agency_id == agency.id, AuditEntry.action == "settings.update")
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    )
+    changes: list[RateChange] = []
+    for at, details, email in rows:
+        change = (details or {}).get("withholdings")
+        if not isinstance(change, dict):
+            continue
+        changes.append(RateChange(at, email, dict(change.get("from") or {}), dict(change.get("to") or {})))
+        if len(changes) == limit:
+            break
+    return changes
 
 
 def preview_surcharge(

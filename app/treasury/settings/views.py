@@ -116,7 +116,13 @@ def settings(agency_code: str):
             policy, principal_minor=principal, due_date=due_date, on=on, category=category
         )
     page = render_template(
-        "treasury/settings.html", form=form, preview=preview, example=example, factor_label=_factor_label
+        "treasury/settings.html",
+        form=form,
+        preview=preview,
+        example=example,
+        factor_label=_factor_label,
+        rate_history=agency_settings.withholding_history(agency),
+        withholdings_text=lambda stored: withholdings_text(stored, agency.currency),
     )
     return page, status
 

@@ -236,3 +236,15 @@ def test_the_payment_page_shows_each_lines_withholdings_and_the_net(client: Flas
         ["Ταμείο Χ: €2.47", "Net to agency: €120.98"],  # 2 % of €123.45 = 2.469 → €2.47
         ["Fund Y: €0.50", "Fund Z: €0.50", "Net to agency: €99.01"],  # 0.5 % of €100.01 = 0.50005 → €0.50
     ]  # the parking line has no withholdings: no list at all
+
+
+def test_the_payment_page_shows_the_split_booked_when_paid_not_todays_rates(client: FlaskClient) -> None:
+    agency = AgencyFactory(withholdings={"default": [{"name": "Ταμείο Χ", "percent": "2"}]})
+    payment = paid_payment((DebtFactory(agency=agency), 10000))
+    agency.withholdings = {"default": [{"name": "Ταμείο Χ", "percent": "10"}, {"name": "Fund New", "fixed_minor": 5}]}
+    db.session.commit()
+    code, reference = agency.code, payment.reference
+    sign_in(client, staff_member(agency, "view"))
+    page = page_text(client.get(f"/treasury/{code}/payments/{reference}"))
+    [found] = re.findall(r'<ul class="withholdings[^"]*" data-testid="withholdings"[^>]*>(.*?)</ul>', page, re.S)
+    assert re.findall(r"<li>(.*?)</li>", found) == ["Ταμείο Χ: €2.00", "Net to agency: €98.00"]

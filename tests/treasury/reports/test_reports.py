@@ -15,9 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.domain.withholdings import split_by_weight
 from app.extensions import db
 from app.payments.models import Payment, Refund
-from app.treasury.reports.services import SettlementFigures, adoption_report, settlement_report, split_by_weight
+from app.payments.splits import book_payment_splits, book_refund_reversal
+from app.treasury.reports.services import SettlementFigures, adoption_report, settlement_report
 from tests.factories import AgencyFactory, DebtFactory, paid_payment, staff_member
 from tests.helpers import page_text
 from tests.treasury.helpers import sign_in
@@ -30,7 +32,17 @@ def _utc(*args: int) -> datetime:
 @pytest.fixture()
 def settled(db_session: None) -> dict:
     """An agency (Athens time) with payments around 26-27 February 2026, and another agency."""
-    agency, other = AgencyFactory(), AgencyFactory()
+    return _settle(withholdings=None)
+
+
+@pytest.fixture()
+def withheld(db_session: None) -> dict:
+    """The same payments and refunds, made while the agency withheld ``WITHHOLDINGS``."""
+    return _settle(withholdings=WITHHOLDINGS)
+
+
+def _settle(withholdings: dict | None) -> dict:
+    agency, other = AgencyFactory(withholdings=withholdings), AgencyFactory()
     fee1, fee2 = DebtFactory(agency=agency), DebtFactory(agency=agency)
     fine = DebtFactory(agency=agency, kind="traffic_fine")
     elsewhere = DebtFactory(agency=other)
@@ -63,6 +75,9 @@ def _refund(payment: Payment, agency, amount_minor: int, at: datetime, status: s
         created_at=at, completed_at=at if status == "succeeded" else None,
     )  # fmt: skip
     db.session.add(refund)
+    if status == "succeeded":  # as the refund.made listener does
+        db.session.flush()
+        book_refund_reversal(refund)
     return refund
 
 
@@ -172,17 +187,17 @@ def test_the_settlement_page_and_its_csv_show_the_same_figures(client: FlaskClie
     assert response.status_code == 200
     table = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     assert table[0] == ["Date", "Kind", "Payment lines", "Gross", "Agency's part", "Refunds", "Fees", "Net", "Currency"]
-    assert table[1:] == [  # the agency withholds nothing: its part is the gross
+    assert table[1:] == [  # the agency withholds nothing: its part is the net, refunds deducted
         ["2026-02-26", "property_fee", "1", "50.73", "50.73", "0.00", "", "50.73", "EUR"],
-        ["2026-02-27", "property_fee", "1", "12.34", "12.34", "2.22", "", "10.12", "EUR"],
-        ["2026-02-27", "traffic_fine", "2", "73.21", "73.21", "7.78", "", "65.43", "EUR"],
-        ["2026-02-28", "property_fee", "0", "0.00", "0.00", "5.00", "", "-5.00", "EUR"],
-        ["Total", "", "4", "136.28", "136.28", "15.00", "", "121.28", "EUR"],
+        ["2026-02-27", "property_fee", "1", "12.34", "10.12", "2.22", "", "10.12", "EUR"],
+        ["2026-02-27", "traffic_fine", "2", "73.21", "65.43", "7.78", "", "65.43", "EUR"],
+        ["2026-02-28", "property_fee", "0", "0.00", "-5.00", "5.00", "", "-5.00", "EUR"],
+        ["Total", "", "4", "136.28", "121.28", "15.00", "", "121.28", "EUR"],
     ]
     semicolon = client.get(
         f"/treasury/{code}/settlement.csv", query_string={"from": "2026-02-26", "to": "2026-02-28", "sep": "semicolon"}
     )
-    assert "Total;;4;136,28;136,28;15,00;;121,28;EUR" in semicolon.get_data(as_text=True)
+    assert "Total;;4;136,28;121,28;15,00;;121,28;EUR" in semicolon.get_data(as_text=True)
 
 
 def test_the_settlement_defaults_to_the_last_seven_days(client: FlaskClient, settled: dict) -> None:
@@ -287,21 +302,22 @@ WITHHOLDINGS = {
 }
 
 
-def test_withholdings_per_day_kind_and_beneficiary(app_ctx: Flask, settled: dict) -> None:
-    agency = settled["agency"]
-    agency.withholdings = WITHHOLDINGS
-    db.session.commit()
-    report = settlement_report(agency, date(2026, 2, 26), date(2026, 2, 28))
+def test_withholdings_per_day_kind_and_beneficiary(app_ctx: Flask, withheld: dict) -> None:
+    report = settlement_report(withheld["agency"], date(2026, 2, 26), date(2026, 2, 28))
     assert report.beneficiaries == ["Fund Y", "Ταμείο Χ"]
     by_cell = {(row.day, row.kind): row.figures for row in report.rows}
     # 2 % of 50.73 = 1.0146 → 1.01.
     assert by_cell[(date(2026, 2, 26), "property_fee")].withheld == {"Ταμείο Χ": 101}
-    # Two fines, 30.00 and 43.21: 0.50 each to Fund Y; 0.5 % → 0.15 and 0.21605 → 0.22.
+    # Two fines, 30.00 and 43.21: 0.50 each to Fund Y; 0.5 % → 0.15 and 0.21605 → 0.22. The same
+    # day, €10.00 of the €55.55 payment (fee 12.34: 0.25 + 12.09; fine 43.21: 0.50 + 0.22 + 42.49)
+    # is refunded, reversing 0.04, 2.18, 0.09, 0.04 and 7.65 of those parts (largest remainder).
     fines = by_cell[(date(2026, 2, 27), "traffic_fine")]
-    assert fines.withheld == {"Fund Y": 100, "Ταμείο Χ": 37}
-    assert fines.agency_part_minor == 7321 - 137
-    assert by_cell[(date(2026, 2, 28), "property_fee")].withheld == {}  # a refund alone: nothing collected
-    assert report.total.withheld == {"Fund Y": 100, "Ταμείο Χ": 101 + 37 + 25}  # 2 % of 12.34 = 0.2468 → 0.25
+    assert fines.withheld == {"Fund Y": 100 - 9, "Ταμείο Χ": 37 - 4}
+    assert fines.agency_part_minor == 7321 - 778 - 124
+    assert by_cell[(date(2026, 2, 27), "property_fee")].withheld == {"Ταμείο Χ": 25 - 4}
+    # A refund alone (€5.00 of the 50.73 payment): it takes back 0.10 of the fund's 1.01.
+    assert by_cell[(date(2026, 2, 28), "property_fee")].withheld == {"Ταμείο Χ": -10}
+    assert report.total.withheld == {"Fund Y": 91, "Ταμείο Χ": 101 + 33 + 21 - 10}
 
 
 def test_withholdings_and_the_agencys_part_add_up_to_what_was_collected(app_ctx: Flask) -> None:
@@ -335,12 +351,9 @@ def test_withholdings_and_the_agencys_part_add_up_to_what_was_collected(app_ctx:
     assert report.by_kind["parking"].withheld_minor == 0
 
 
-def test_the_settlement_csv_and_page_show_each_beneficiary(client: FlaskClient, settled: dict) -> None:
-    agency = settled["agency"]
-    agency.withholdings = WITHHOLDINGS
-    db.session.commit()
-    code = settled["code"]
-    sign_in(client, settled["viewer"])
+def test_the_settlement_csv_and_page_show_each_beneficiary(client: FlaskClient, withheld: dict) -> None:
+    code = withheld["code"]
+    sign_in(client, withheld["viewer"])
     query = {"from": "2026-02-26", "to": "2026-02-28", "sep": "semicolon"}
     table = list(
         csv.reader(
@@ -352,15 +365,15 @@ def test_the_settlement_csv_and_page_show_each_beneficiary(client: FlaskClient, 
     )
     assert table[0] == ["Date", "Kind", "Payment lines", "Gross", "Withheld: Fund Y", "Withheld: Ταμείο Χ", "Agency's part",
                         "Refunds", "Fees", "Net", "Currency"]  # fmt: skip
-    assert table[-1] == ["Total", "", "4", "136,28", "1,00", "1,63", "133,65", "15,00", "", "121,28", "EUR"]
-    for row in table[1:]:  # withheld + the agency's part = gross, in every row
-        gross, fund_y, fund_x, part = (Decimal(row[index].replace(",", ".")) for index in (3, 4, 5, 6))
-        assert fund_y + fund_x + part == gross
+    assert table[-1] == ["Total", "", "4", "136,28", "0,91", "1,45", "118,92", "15,00", "", "121,28", "EUR"]
+    for row in table[1:]:  # withheld + the agency's part = the net (gross less refunds), in every row
+        fund_y, fund_x, part, net = (Decimal(row[index].replace(",", ".")) for index in (4, 5, 6, 9))
+        assert fund_y + fund_x + part == net
     page = page_text(
         client.get(f"/treasury/{code}/settlement", query_string={"from": "2026-02-26", "to": "2026-02-28"})
     )
     total_row = page.split('data-testid="settlement-total"')[1].split("</tr>")[0]
-    assert "€1.00" in total_row and "€1.63" in total_row and "€133.65" in total_row
+    assert "€0.91" in total_row and "€1.45" in total_row and "€118.92" in total_row
     assert '<th scope="col" class="num">Withheld: Ταμείο Χ</th>' in page
 
 
@@ -372,11 +385,15 @@ def test_an_item_sold_counts_under_its_kind_and_is_withheld_from_by_it(app_ctx: 
         withholdings={"default": [{"name": "Fund", "percent": "2"}], "ticket": [{"name": "Culture", "percent": "10"}]}
     )
     ticket = CatalogItemFactory(agency=agency)
-    sale = paid_payment((DebtFactory(agency=agency), 1000), created_at=_utc(2026, 2, 10, 9), commit=False)
+    sale = paid_payment(
+        (DebtFactory(agency=agency), 1000), created_at=_utc(2026, 2, 10, 9), status="pending", commit=False
+    )
     sale.lines.append(PaymentLine(agency_id=agency.id, item_id=ticket.id, quantity=2, principal_minor=3000,
                                   surcharge_minor=0, amount_minor=3000))  # fmt: skip
     sale.amount_minor += 3000
+    sale.status, sale.completed_at = "succeeded", sale.created_at
     db.session.flush()
+    book_payment_splits(sale)
     _refund(sale, agency, 400, _utc(2026, 2, 11, 9))  # split 1000 : 3000 between the two kinds
     db.session.commit()
     report = settlement_report(agency, date(2026, 2, 10), date(2026, 2, 11))
@@ -385,7 +402,7 @@ def test_an_item_sold_counts_under_its_kind_and_is_withheld_from_by_it(app_ctx: 
         1,
         3000,
         300,
-        {"Culture": 300},
+        {"Culture": 300 - 30},  # the refund takes back a tenth of every part
     )
-    assert report.by_kind["property_fee"].withheld == {"Fund": 20}
-    assert report.total.gross_minor == 4000 and report.total.withheld_minor + report.total.agency_part_minor == 4000
+    assert report.by_kind["property_fee"].withheld == {"Fund": 20 - 2}
+    assert report.total.gross_minor == 4000 and report.total.withheld_minor + report.total.agency_part_minor == 3600

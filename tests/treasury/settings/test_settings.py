@@ -305,6 +305,30 @@ def test_the_audit_log_names_the_withholdings_as_changed(admin_client: FlaskClie
     assert "withholdings" in page
 
 
+def test_the_page_says_a_change_applies_to_later_payments_and_lists_the_rates_history(
+    admin_client: FlaskClient, agency: Town, clock
+) -> None:
+    page = page_text(admin_client.get(_url(agency)))
+    assert "A change applies only to payments made after it is saved." in html.unescape(page)
+    assert "The rates have not been changed since the portal started keeping their history." in page
+    admin_client.post(_url(agency), data=_form(admin_client, agency, save="Save", withholdings_default="Fund X; 1%"))
+    clock.shift(3600)
+    admin_client.post(
+        _url(agency),
+        data=_form(admin_client, agency, save="Save", withholdings_default="Fund X; 2%", withholdings_traffic_fine="-"),
+    )
+    page = html.unescape(page_text(admin_client.get(_url(agency))))
+    history = page.split('data-testid="rate-history"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", history, re.S)[1:]
+    cells = [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows
+    ]
+    # Newest first; who and when once per change; each kind changed on a line of its own.
+    assert cells[0][1].endswith("@example.org") and cells[0][2:] == ["Every other kind", "Fund X; 1%", "Fund X; 2%"]
+    assert cells[1] == ["Traffic fine", "", "-"]
+    assert cells[2][2:] == ["Every other kind", "", "Fund X; 1%"]
+
+
 WITHHOLDING_ERRORS = [
     pytest.param(
         "Fund X 2%", "Line 1: write the beneficiary, a semicolon and a percentage or an amount", id="no-semicolon"
